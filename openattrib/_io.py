@@ -1,0 +1,92 @@
+"""Canonical JSON and atomic file writes: the one place files are written from.
+
+Canonical JSON (used for results, allocations and ledger entries) is UTF-8, keys
+sorted, no insignificant white space, and never NaN or infinity, so the same
+object gives the same bytes on every machine.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import ValidationError
+
+__all__ = ["canonical_json", "to_jsonable", "atomic_write_bytes", "atomic_write_text"]
+
+
+def to_jsonable(obj: Any, _path: str = "$") -> Any:
+    """Convert numpy scalars/arrays, tuples and paths into plain JSON types.
+
+    Raises :class:`ValidationError` naming the location of any NaN or infinity,
+    since canonical JSON has no representation for them.
+    """
+    if isinstance(obj, dict):
+        out = {}
+        for key, value in obj.items():
+            if not isinstance(key, str):
+                key = str(key)
+            out[key] = to_jsonable(value, f"{_path}.{key}")
+        return out
+    if isinstance(obj, (list, tuple)):
+        return [to_jsonable(v, f"{_path}[{i}]") for i, v in enumerate(obj)]
+    if isinstance(obj, np.ndarray):
+        return to_jsonable(obj.tolist(), _path)
+    if isinstance(obj, (bool, np.bool_)):
+        return bool(obj)
+    if isinstance(obj, (int, np.integer)):
+        return int(obj)
+    if isinstance(obj, (float, np.floating)):
+        value = float(obj)
+        if not math.isfinite(value):
+            raise ValidationError(
+                f"cannot encode {value} at {_path} as canonical JSON (NaN and infinity are not allowed)"
+            )
+        return value
+    if isinstance(obj, (str, type(None))):
+        return obj
+    if isinstance(obj, Path):
+        return str(obj)
+    raise ValidationError(f"cannot encode object of type {type(obj).__name__} at {_path} as JSON")
+
+
+def canonical_json(obj: Any) -> bytes:
+    """Encode ``obj`` as canonical JSON bytes (sorted keys, compact, UTF-8, no NaN)."""
+    return json.dumps(
+        to_jsonable(obj), sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    ).encode("utf-8")
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically: a temporary file in the same folder, fsync, rename.
+
+    A crash leaves either the old file or the new one, never a partial file.
+    """
+    path = Path(path)
+    directory = path.parent if str(path.parent) else Path(".")
+    directory.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    return path
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    """Atomically write UTF-8 text to ``path``."""
+    return atomic_write_bytes(path, text.encode("utf-8"))

@@ -1,0 +1,394 @@
+"""Cooperative games: how a coalition of players is scored.
+
+A game has ``n_players`` players named ``player_names``; its value function maps a
+coalition, given as a boolean mask of length ``n_players``, to a float. Estimators only
+call :meth:`Game.__call__`, :meth:`Game.evaluate_batch` and :meth:`Game.prefix_walk`.
+
+:class:`ModelUtility` is the game of data valuation: the players are training points (or
+contributors, i.e. groups of points) and the value of a coalition is the validation score
+of a model trained on its rows.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter, OrderedDict
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from .data import Dataset
+from .errors import UnsupportedError, ValidationError
+
+__all__ = ["Game", "FunctionGame", "ModelUtility", "check_masks"]
+
+log = logging.getLogger("openattrib")
+
+
+def check_masks(masks: Any, n_players: int) -> np.ndarray:
+    """Validate coalitions given as a 2-D boolean array (one row per coalition)."""
+    masks = np.asarray(masks)
+    if masks.ndim == 1:
+        masks = masks[None, :]
+    if masks.ndim != 2 or masks.shape[1] != n_players:
+        raise ValidationError(
+            f"coalition masks must have shape (n_coalitions, {n_players}), got {masks.shape}"
+        )
+    if masks.dtype != bool:
+        if not np.isin(masks, (0, 1)).all():
+            raise ValidationError("coalition masks must be boolean (or 0/1)")
+        masks = masks.astype(bool)
+    return masks
+
+
+class Game:
+    """Base class of cooperative games.
+
+    Subclasses set ``n_players`` and ``player_names`` and implement :meth:`value` (one
+    coalition) and/or :meth:`evaluate_batch` (many). ``level`` says what the players are
+    (``"points"``, ``"contributors"`` or ``"players"``) and ``point_contributors`` gives,
+    for point-level games, each point's contributor.
+    """
+
+    n_players: int
+    player_names: list[str]
+    level: str = "players"
+    point_contributors: np.ndarray | None = None
+
+    # -- to implement ---------------------------------------------------------
+    def value(self, mask: np.ndarray) -> float:
+        """Value of one coalition (boolean mask of length ``n_players``)."""
+        return float(self.evaluate_batch(mask[None, :])[0])
+
+    def evaluate_batch(self, masks: np.ndarray) -> np.ndarray:
+        """Values of many coalitions, one row of ``masks`` each."""
+        return np.array([self.value(m) for m in masks], dtype=np.float64)
+
+    # -- provided -------------------------------------------------------------
+    def __call__(self, mask: Any) -> float:
+        masks = check_masks(mask, self.n_players)
+        if masks.shape[0] != 1:
+            raise ValidationError("Game(...) takes one coalition; use evaluate_batch for many")
+        return float(self.value(masks[0]))
+
+    def prefix_walk(self, permutation: np.ndarray) -> np.ndarray:
+        """Values of every prefix of ``permutation``: entry k is v(first k players).
+
+        The generic form evaluates the ``n_players + 1`` nested coalitions as one batch;
+        games with an incremental model override it.
+        """
+        n = self.n_players
+        masks = np.zeros((n + 1, n), dtype=bool)
+        rows = np.arange(1, n + 1)
+        masks[rows[:, None] >= np.arange(1, n + 1)[None, :]] = True
+        masks = masks[:, np.argsort(permutation)]
+        return self.evaluate_batch(masks)
+
+    def describe(self) -> dict[str, Any]:
+        """A JSON-able description of the game, recorded in result provenance."""
+        return {"game": type(self).__name__, "n_players": self.n_players}
+
+    @property
+    def grand_value(self) -> float:
+        """v(N), the value of the coalition of all players."""
+        return float(self.evaluate_batch(np.ones((1, self.n_players), dtype=bool))[0])
+
+    @property
+    def empty_value(self) -> float:
+        """v(empty), the value of the empty coalition."""
+        return float(self.evaluate_batch(np.zeros((1, self.n_players), dtype=bool))[0])
+
+    @staticmethod
+    def from_function(
+        fn: Callable[[np.ndarray], Any],
+        n_players: int,
+        names: Sequence[str] | None = None,
+        batched: bool = False,
+    ) -> FunctionGame:
+        """Make a game from a Python function of a boolean mask.
+
+        Examples
+        --------
+        >>> g = Game.from_function(lambda m: float(m.sum() ** 2), 3)
+        >>> g([True, True, False])
+        4.0
+        """
+        return FunctionGame(fn, n_players, names=names, batched=batched)
+
+
+def _player_names(names: Sequence[str] | None, n_players: int) -> list[str]:
+    if names is None:
+        return [f"p{i}" for i in range(n_players)]
+    names = [str(x) for x in names]
+    if len(names) != n_players:
+        raise ValidationError(f"got {len(names)} names for {n_players} players")
+    if len(set(names)) != n_players:
+        raise ValidationError("player names must be unique")
+    return names
+
+
+class FunctionGame(Game):
+    """A game whose value function is any Python callable (see :meth:`Game.from_function`)."""
+
+    def __init__(
+        self,
+        fn: Callable[[np.ndarray], Any],
+        n_players: int,
+        names: Sequence[str] | None = None,
+        batched: bool = False,
+    ) -> None:
+        if not callable(fn):
+            raise ValidationError(f"fn must be callable, got {type(fn).__name__}")
+        if int(n_players) < 1:
+            raise ValidationError(f"n_players must be >= 1, got {n_players}")
+        self.fn = fn
+        self.n_players = int(n_players)
+        self.player_names = _player_names(names, self.n_players)
+        self.batched = bool(batched)
+
+    def _check_output(self, out: Any, expected: int) -> np.ndarray:
+        arr = np.asarray(out, dtype=np.float64).reshape(-1)
+        if arr.shape[0] != expected:
+            raise ValidationError(
+                f"game function returned {arr.shape[0]} values for {expected} coalitions"
+            )
+        if not np.isfinite(arr).all():
+            raise ValidationError("game function returned NaN or infinity")
+        return arr
+
+    def evaluate_batch(self, masks: np.ndarray) -> np.ndarray:
+        masks = check_masks(masks, self.n_players)
+        if self.batched:
+            return self._check_output(self.fn(masks), masks.shape[0])
+        return self._check_output([self.fn(m) for m in masks], masks.shape[0])
+
+    def value(self, mask: np.ndarray) -> float:
+        return float(self.evaluate_batch(mask[None, :])[0])
+
+    def describe(self) -> dict[str, Any]:
+        name = getattr(self.fn, "__qualname__", type(self.fn).__name__)
+        return {"game": "FunctionGame", "function": name, "n_players": self.n_players}
+
+
+class _ConstantClassifier:
+    """What any classifier trained on rows of a single class predicts: that class."""
+
+    _estimator_type = "classifier"
+
+    def __init__(self, label: Any, classes: np.ndarray) -> None:
+        self.label = label
+        self.classes_ = classes
+
+    def fit(self, X: Any, y: Any) -> _ConstantClassifier:  # pragma: no cover - never refitted
+        return self
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        return np.full(X.shape[0], self.label, dtype=self.classes_.dtype)
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        proba = np.zeros((X.shape[0], len(self.classes_)))
+        proba[:, int(np.flatnonzero(self.classes_ == self.label)[0])] = 1.0
+        return proba
+
+    def decision_function(self, X: np.ndarray) -> np.ndarray:
+        proba = self.predict_proba(X)
+        return proba[:, 1] - proba[:, 0] if proba.shape[1] == 2 else proba
+
+    def __sklearn_tags__(self) -> Any:  # scikit-learn >= 1.6 scorers inspect tags
+        from sklearn.utils import Tags, ClassifierTags, TargetTags
+
+        tags = Tags(estimator_type="classifier", target_tags=TargetTags(required=True))
+        tags.classifier_tags = ClassifierTags()
+        return tags
+
+
+class ModelUtility(Game):
+    """The data-valuation game: validation score of a model trained on a coalition's rows.
+
+    Parameters
+    ----------
+    estimator : scikit-learn estimator
+        Left untouched; every evaluation fits a ``sklearn.base.clone`` of it.
+    train, valid : Dataset
+        Training data (whose rows or contributors are the players) and the data scored on.
+    scorer : str or callable, default "accuracy"
+        Any scikit-learn scorer name, or a callable ``scorer(fitted_model, X, y) -> float``.
+    players : {"points", "contributors"}
+        Value individual training points or contributors (groups of points).
+    empty_value : float, default 0.0
+        Value of the empty coalition, and of coalitions on which the estimator raises an
+        error while fitting (for example KNN with fewer rows than neighbours). Such
+        coalitions are counted in :attr:`failures` and reported in results.
+    single_class : {"constant", "default"}, default "constant"
+        Classification coalitions whose rows all share one label cannot be fitted by most
+        classifiers. ``"constant"`` scores the prediction any classifier would make from
+        such data (that label for every validation point); ``"default"`` uses
+        ``empty_value``. Either way they are counted in :attr:`failures`.
+    cache_size : int, default 100_000
+        Most recent coalition values kept in memory (least recently used dropped first).
+
+    Examples
+    --------
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> import openattrib as oa
+    >>> train, valid = oa.datasets.load_iris().split(test_size=0.5, seed=0)
+    >>> game = ModelUtility(LogisticRegression(max_iter=500), train, valid)
+    >>> 0.0 <= game.grand_value <= 1.0
+    True
+    """
+
+    def __init__(
+        self,
+        estimator: Any,
+        train: Dataset,
+        valid: Dataset,
+        scorer: str | Callable[..., float] = "accuracy",
+        players: str = "points",
+        *,
+        empty_value: float = 0.0,
+        single_class: str = "constant",
+        cache_size: int = 100_000,
+    ) -> None:
+        from sklearn.metrics import get_scorer
+
+        if not hasattr(estimator, "fit"):
+            raise UnsupportedError(
+                f"estimator must be a scikit-learn estimator with fit(), got {type(estimator).__name__}"
+            )
+        for label, ds in (("train", train), ("valid", valid)):
+            if not isinstance(ds, Dataset):
+                raise ValidationError(f"{label} must be an openattrib Dataset, got {type(ds).__name__}")
+        if train.n_features != valid.n_features:
+            raise ValidationError(
+                f"train has {train.n_features} features but valid has {valid.n_features}"
+            )
+        if players not in ("points", "contributors"):
+            raise ValidationError(f"players must be 'points' or 'contributors', got {players!r}")
+        if single_class not in ("constant", "default"):
+            raise ValidationError(f"single_class must be 'constant' or 'default', got {single_class!r}")
+        if not np.isfinite(empty_value):
+            raise ValidationError("empty_value must be a finite number")
+        if isinstance(scorer, str):
+            try:
+                self._scorer = get_scorer(scorer)
+            except ValueError:
+                raise ValidationError(
+                    f"unknown scorer {scorer!r}; use a scikit-learn scorer name "
+                    "(sklearn.metrics.get_scorer_names()) or a callable(model, X, y)"
+                ) from None
+            self.scorer_name = scorer
+        elif callable(scorer):
+            self._scorer = scorer
+            self.scorer_name = getattr(scorer, "__qualname__", type(scorer).__name__)
+        else:
+            raise ValidationError(f"scorer must be a string or callable, got {type(scorer).__name__}")
+        self.estimator = estimator
+        self.train = train
+        self.valid = valid
+        self.players = players
+        self.level = players
+        self.empty_value = float(empty_value)
+        self.single_class = single_class
+        self.is_classifier = _is_classifier(estimator)
+        self.classes_ = np.unique(train.y) if self.is_classifier else None
+        if players == "points":
+            self.player_names = [str(i) for i in range(train.n_samples)]
+            self.point_contributors = train.contributors
+            self._rows: list[np.ndarray] | None = None
+        else:
+            groups = train.groups()
+            self.player_names = list(groups)
+            self._rows = list(groups.values())
+        self.n_players = len(self.player_names)
+        self.cache_size = int(cache_size)
+        self._cache: OrderedDict[bytes, float] = OrderedDict()
+        self.failures: Counter[str] = Counter()
+        self.n_fits = 0
+
+    # ------------------------------------------------------------------------
+    def rows(self, mask: np.ndarray) -> np.ndarray:
+        """Training-row indices of a coalition."""
+        if self._rows is None:
+            return np.flatnonzero(mask)
+        chosen = [self._rows[i] for i in np.flatnonzero(mask)]
+        return np.sort(np.concatenate(chosen)) if chosen else np.zeros(0, dtype=np.int64)
+
+    def score_rows(self, rows: np.ndarray) -> float:
+        """Fit a clone on the given training rows and score it on the validation set."""
+        from sklearn.base import clone
+
+        if rows.size == 0:
+            self.failures["empty"] += 1
+            return self.empty_value
+        X, y = self.train.X[rows], self.train.y[rows]
+        if self.is_classifier and np.unique(y).size < 2:
+            self.failures["single_class"] += 1
+            if self.single_class == "default":
+                return self.empty_value
+            model: Any = _ConstantClassifier(y[0], self.classes_)
+        else:
+            model = clone(self.estimator)
+            try:
+                model.fit(X, y)
+            except (ValueError, np.linalg.LinAlgError) as exc:
+                key = f"fit_error: {type(exc).__name__}: {str(exc)[:80]}"
+                if key not in self.failures:
+                    log.warning("fit failed on a coalition of %d rows (%s); scored as empty_value", rows.size, exc)
+                self.failures[key] += 1
+                return self.empty_value
+            self.n_fits += 1
+        score = float(self._scorer(model, self.valid.X, self.valid.y))
+        if not np.isfinite(score):
+            raise ValidationError(f"scorer {self.scorer_name!r} returned {score} on a coalition")
+        return score
+
+    def value(self, mask: np.ndarray) -> float:
+        key = np.packbits(mask).tobytes()
+        cached = self._cache.get(key)
+        if cached is not None:
+            self._cache.move_to_end(key)
+            return cached
+        result = self.score_rows(self.rows(mask))
+        if self.cache_size > 0:
+            self._cache[key] = result
+            if len(self._cache) > self.cache_size:
+                self._cache.popitem(last=False)
+        return result
+
+    def evaluate_batch(self, masks: np.ndarray) -> np.ndarray:
+        masks = check_masks(masks, self.n_players)
+        return np.array([self.value(m) for m in masks], dtype=np.float64)
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "game": "ModelUtility",
+            "model": repr(self.estimator),
+            "model_class": f"{type(self.estimator).__module__}.{type(self.estimator).__qualname__}",
+            "scorer": self.scorer_name,
+            "players": self.players,
+            "n_players": self.n_players,
+            "dataset_hash": self.train.content_hash(),
+            "valid_hash": self.valid.content_hash(),
+            "empty_value": self.empty_value,
+            "single_class": self.single_class,
+        }
+
+    def failure_report(self) -> dict[str, int]:
+        """How many evaluated coalitions used a documented default instead of a fitted model."""
+        return dict(self.failures)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_cache"] = OrderedDict()  # workers start with an empty cache
+        state["failures"] = Counter()
+        return state
+
+
+def _is_classifier(estimator: Any) -> bool:
+    from sklearn.base import is_classifier
+
+    try:
+        return bool(is_classifier(estimator))
+    except Exception:  # pragma: no cover - exotic estimators
+        return getattr(estimator, "_estimator_type", None) == "classifier"

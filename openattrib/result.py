@@ -1,0 +1,344 @@
+"""The single result type every estimator returns: :class:`Attribution`."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import platform
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ._io import atomic_write_bytes, canonical_json
+from .errors import ValidationError
+
+__all__ = ["Attribution", "make_provenance", "package_version"]
+
+_LEVELS = ("points", "contributors", "players")
+FORMAT = "openattrib.attribution/1"
+
+
+def package_version() -> str:
+    """The installed openattrib version (``"0+unknown"`` when running from a bare checkout)."""
+    try:
+        from importlib.metadata import version
+
+        return version("openattrib")
+    except Exception:  # pragma: no cover - only without an install
+        return "0+unknown"
+
+
+def make_provenance(**items: Any) -> dict[str, Any]:
+    """Provenance for a result: the given items plus package/library versions and a UTC time."""
+    import scipy
+    import sklearn
+
+    base = {
+        "package_version": package_version(),
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "scipy": scipy.__version__,
+        "sklearn": sklearn.__version__,
+        "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+    }
+    base.update(items)
+    return base
+
+
+def _as_float_array(name: str, value: Any, n: int) -> np.ndarray:
+    arr = np.asarray(value, dtype=np.float64).reshape(-1)
+    if arr.shape[0] != n:
+        raise ValidationError(f"{name} has length {arr.shape[0]} but there are {n} names")
+    return arr
+
+
+def _encode_floats(arr: np.ndarray | None) -> list | None:
+    if arr is None:
+        return None
+    return [float(v) if np.isfinite(v) else None for v in arr]
+
+
+def _decode_floats(values: list | None) -> np.ndarray | None:
+    if values is None:
+        return None
+    return np.array([np.nan if v is None else v for v in values], dtype=np.float64)
+
+
+class Attribution:
+    """Values of players (training points, contributors, or players of a game) plus uncertainty.
+
+    Parameters
+    ----------
+    values : array-like of float, shape (n,)
+        Attribution value of each player.
+    names : sequence of str
+        One unique name per player.
+    stderr : array-like of float, optional
+        Standard error of each value (Monte Carlo estimators); ``None`` for exact methods.
+    counts : array-like of int, optional
+        Number of samples behind each value.
+    method : str
+        Name of the method that produced the values.
+    parameters : dict
+        The method's parameters (JSON-serialisable).
+    seed : int, optional
+        Seed of a stochastic method.
+    provenance : dict
+        Where the numbers come from: dataset hash, model, scorer, package versions, time.
+    level : {"points", "contributors", "players"}
+        What the players are.
+    contributors : array-like of str, optional
+        For ``level="points"``: the contributor of each point, used by :meth:`by_contributor`.
+    diagnostics : dict
+        Anything else worth keeping: stopping rule, convergence history, failed fits...
+
+    Examples
+    --------
+    >>> a = Attribution([0.5, 0.25], names=["a", "b"], method="demo")
+    >>> a.ranking()
+    ['a', 'b']
+    """
+
+    def __init__(
+        self,
+        values: Any,
+        names: Sequence[str],
+        *,
+        stderr: Any = None,
+        counts: Any = None,
+        method: str = "unknown",
+        parameters: Mapping[str, Any] | None = None,
+        seed: int | None = None,
+        provenance: Mapping[str, Any] | None = None,
+        level: str = "players",
+        contributors: Any = None,
+        diagnostics: Mapping[str, Any] | None = None,
+    ) -> None:
+        names = [str(n) for n in names]
+        n = len(names)
+        if len(set(names)) != n:
+            seen: set[str] = set()
+            dup = next(x for x in names if x in seen or seen.add(x))
+            raise ValidationError(f"Attribution names must be unique; {dup!r} appears twice")
+        if level not in _LEVELS:
+            raise ValidationError(f"level must be one of {_LEVELS}, got {level!r}")
+        self.names: list[str] = names
+        self.values: np.ndarray = _as_float_array("values", values, n)
+        self.stderr: np.ndarray | None = (
+            None if stderr is None else _as_float_array("stderr", stderr, n)
+        )
+        if counts is None:
+            self.counts: np.ndarray | None = None
+        else:
+            counts_arr = np.asarray(counts).reshape(-1)
+            if counts_arr.shape[0] != n:
+                raise ValidationError(f"counts has length {counts_arr.shape[0]}, expected {n}")
+            self.counts = counts_arr.astype(np.int64)
+        if contributors is not None:
+            contributors = np.asarray([str(c) for c in contributors], dtype=object)
+            if contributors.shape[0] != n:
+                raise ValidationError(
+                    f"contributors has length {contributors.shape[0]}, expected {n} (one per point)"
+                )
+        self.contributors: np.ndarray | None = contributors
+        self.method = str(method)
+        self.parameters: dict[str, Any] = dict(parameters or {})
+        self.seed = None if seed is None else int(seed)
+        self.provenance: dict[str, Any] = dict(provenance or {})
+        self.level = level
+        self.diagnostics: dict[str, Any] = dict(diagnostics or {})
+
+    # ------------------------------------------------------------------ basics
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def __getitem__(self, name: str) -> float:
+        try:
+            return float(self.values[self.names.index(str(name))])
+        except ValueError:
+            raise KeyError(f"no player named {name!r} in this attribution") from None
+
+    def __repr__(self) -> str:
+        err = "" if self.stderr is None else f", max stderr={np.nanmax(self.stderr):.3g}"
+        return (
+            f"Attribution(method={self.method!r}, level={self.level!r}, "
+            f"n={len(self)}, sum={self.values.sum():.6g}{err})"
+        )
+
+    @property
+    def interrupted(self) -> bool:
+        """True when the run was stopped early by the user (KeyboardInterrupt)."""
+        return bool(self.diagnostics.get("interrupted", False))
+
+    def to_series(self) -> pd.Series:
+        """Values as a pandas Series indexed by name."""
+        return pd.Series(self.values, index=pd.Index(self.names, name=self.level), name="value")
+
+    def to_frame(self, sort: bool = False) -> pd.DataFrame:
+        """A table with one row per player: value, stderr, 95% interval, counts, rank."""
+        frame = pd.DataFrame({"value": self.values}, index=pd.Index(self.names, name=self.level))
+        if self.contributors is not None:
+            frame.insert(0, "contributor", self.contributors)
+        if self.stderr is not None:
+            frame["stderr"] = self.stderr
+            frame["ci_low"] = self.values - 1.96 * self.stderr
+            frame["ci_high"] = self.values + 1.96 * self.stderr
+        if self.counts is not None:
+            frame["counts"] = self.counts
+        frame["rank"] = frame["value"].rank(ascending=False, method="min").astype(int)
+        return frame.sort_values("value", ascending=False, kind="stable") if sort else frame
+
+    def ranking(self, ascending: bool = False) -> list[str]:
+        """Names ordered by value, highest first (ties keep input order)."""
+        order = np.argsort(self.values if ascending else -self.values, kind="stable")
+        return [self.names[i] for i in order]
+
+    # ----------------------------------------------------------- aggregation
+    def by_contributor(self, contributors: Any = None) -> Attribution:
+        """Sum point values per contributor.
+
+        The result is labelled ``"<method> (sum over points by contributor)"``; this is the
+        sum of point values, which is *not* the value of the contributor as a player in a
+        contributor-level game. Standard errors are combined as ``sqrt(sum stderr**2)``,
+        which assumes independent point estimates (an approximation for estimators that
+        share samples across points).
+        """
+        if self.level == "contributors":
+            return self
+        if contributors is None:
+            contributors = self.contributors
+        elif hasattr(contributors, "contributors"):
+            contributors = contributors.contributors
+        if contributors is None:
+            raise ValidationError(
+                "this attribution has no contributor per point; pass contributors= "
+                "(one id per point) or value a Dataset that has contributors"
+            )
+        contributors = np.asarray([str(c) for c in contributors], dtype=object)
+        if contributors.shape[0] != len(self):
+            raise ValidationError(
+                f"contributors has length {contributors.shape[0]}, expected {len(self)}"
+            )
+        ids = list(dict.fromkeys(contributors.tolist()))
+        codes = np.array([ids.index(c) for c in contributors]) if ids else np.zeros(0, int)
+        values = np.bincount(codes, weights=self.values, minlength=len(ids))
+        stderr = None
+        if self.stderr is not None:
+            stderr = np.sqrt(np.bincount(codes, weights=self.stderr**2, minlength=len(ids)))
+        n_points = np.bincount(codes, minlength=len(ids))
+        diagnostics = {
+            "aggregation": "sum over points by contributor",
+            "n_points": dict(zip(ids, n_points.tolist(), strict=True)),
+            "point_method": self.method,
+        }
+        return Attribution(
+            values,
+            ids,
+            stderr=stderr,
+            method=f"{self.method} (sum over points by contributor)",
+            parameters=self.parameters,
+            seed=self.seed,
+            provenance=self.provenance,
+            level="contributors",
+            diagnostics=diagnostics,
+        )
+
+    # ------------------------------------------------------------ persistence
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-able dict holding everything (non-finite floats become ``null``)."""
+        return {
+            "format": FORMAT,
+            "names": list(self.names),
+            "values": _encode_floats(self.values),
+            "stderr": _encode_floats(self.stderr),
+            "counts": None if self.counts is None else [int(c) for c in self.counts],
+            "method": self.method,
+            "parameters": self.parameters,
+            "seed": self.seed,
+            "provenance": self.provenance,
+            "level": self.level,
+            "contributors": None if self.contributors is None else list(self.contributors),
+            "diagnostics": self.diagnostics,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Attribution:
+        """Inverse of :meth:`to_dict`."""
+        if data.get("format") != FORMAT:
+            raise ValidationError(
+                f"not an openattrib attribution (format {data.get('format')!r}, expected {FORMAT!r})"
+            )
+        return cls(
+            _decode_floats(data["values"]),
+            data["names"],
+            stderr=_decode_floats(data.get("stderr")),
+            counts=data.get("counts"),
+            method=data.get("method", "unknown"),
+            parameters=data.get("parameters"),
+            seed=data.get("seed"),
+            provenance=data.get("provenance"),
+            level=data.get("level", "players"),
+            contributors=data.get("contributors"),
+            diagnostics=data.get("diagnostics"),
+        )
+
+    def result_hash(self) -> str:
+        """SHA-256 (hex) of the reproducible part of the result.
+
+        Covers names, values, stderr, counts, level, method, parameters, seed and the dataset
+        hash; excludes wall-clock times and diagnostics, so rerunning a seeded computation on
+        the same data gives the same hash.
+        """
+        core = {
+            "names": self.names,
+            "values": _encode_floats(self.values),
+            "stderr": _encode_floats(self.stderr),
+            "counts": None if self.counts is None else [int(c) for c in self.counts],
+            "level": self.level,
+            "method": self.method,
+            "parameters": self.parameters,
+            "seed": self.seed,
+            "dataset_hash": self.provenance.get("dataset_hash"),
+        }
+        return hashlib.sha256(canonical_json(core)).hexdigest()
+
+    def save(self, path: str | Path) -> Path:
+        """Write canonical JSON atomically; :meth:`load` reads it back exactly."""
+        return atomic_write_bytes(path, canonical_json(self.to_dict()))
+
+    @classmethod
+    def load(cls, path: str | Path) -> Attribution:
+        """Read an attribution written by :meth:`save`."""
+        path = Path(path)
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ValidationError(f"attribution file not found: {path}") from None
+        except json.JSONDecodeError as exc:
+            raise ValidationError(f"{path} is not valid JSON: {exc}") from None
+        return cls.from_dict(data)
+
+    # ---------------------------------------------------------------- display
+    def plot(self, ax: Any = None, top: int | None = 30, sort: bool = True) -> Any:
+        """Horizontal bar chart of values with 95% error bars when stderr is known."""
+        from .plots import plot_attribution
+
+        return plot_attribution(self, ax=ax, top=top, sort=sort)
+
+    def _repr_html_(self) -> str:
+        frame = self.to_frame(sort=True).head(20)
+        head = (
+            f"<p><b>Attribution</b> &middot; method <code>{self.method}</code> &middot; "
+            f"{len(self)} {self.level} &middot; sum {self.values.sum():.6g}"
+        )
+        if self.provenance.get("dataset_hash"):
+            head += f" &middot; dataset <code>{str(self.provenance['dataset_hash'])[:12]}</code>"
+        if self.interrupted:
+            head += " &middot; <b>interrupted</b>"
+        head += "</p>"
+        more = f"<p>({len(self) - 20} more rows)</p>" if len(self) > 20 else ""
+        return head + frame.to_html(float_format=lambda v: f"{v:.4g}") + more
