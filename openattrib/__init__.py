@@ -35,7 +35,6 @@ __all__ = [
     "VerificationError",
     "__version__",
     "datasets",
-
     "exact_banzhaf",
     "exact_semivalue",
     "exact_shapley",

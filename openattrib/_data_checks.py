@@ -23,12 +23,13 @@ __all__ = [
     "coerce_contributors",
     "check_feature_names",
     "check_lengths",
+    "frame_feature_columns",
 ]
 
 _MAX_LISTED = 8
 
 
-def _listing(items: Sequence[Any]) -> str:
+def listing(items: Sequence[Any]) -> str:
     """Quote and join at most ``_MAX_LISTED`` items for an error message."""
     shown = ", ".join(repr(str(item)) for item in items[:_MAX_LISTED])
     if len(items) > _MAX_LISTED:
@@ -71,7 +72,7 @@ def coerce_features(
         ]
         if bad:
             raise ValidationError(
-                f"X has non-numeric feature column(s) {_listing(bad)}; encode them as numbers "
+                f"X has non-numeric feature column(s) {listing(bad)}; encode them as numbers "
                 "first, e.g. with pd.get_dummies(df, columns=[...]) or an OrdinalEncoder"
             )
         if X.shape[1] == 0 or X.shape[0] == 0:
@@ -129,7 +130,7 @@ def _numeric_array(array: np.ndarray, feature_names: Sequence[Any] | None) -> np
     else:
         bad = names
     raise ValidationError(
-        f"X has non-numeric values (dtype {array.dtype}) in feature column(s) {_listing(bad)}; "
+        f"X has non-numeric values (dtype {array.dtype}) in feature column(s) {listing(bad)}; "
         "encode them as numbers first, e.g. with pd.get_dummies or an OrdinalEncoder"
     )
 
@@ -147,7 +148,7 @@ def _check_finite(array: np.ndarray, names: list[str]) -> None:
         kinds.append("infinite")
     raise ValidationError(
         f"X contains {' and '.join(kinds)} values in feature column(s) "
-        f"{_listing([names[j] for j in columns])} (first at row {first_row}); impute or drop "
+        f"{listing([names[j] for j in columns])} (first at row {first_row}); impute or drop "
         "them first, e.g. with sklearn.impute.SimpleImputer or df.dropna()"
     )
 
@@ -175,7 +176,7 @@ def check_feature_names(feature_names: Sequence[Any] | None, n_features: int) ->
         seen.add(name)
     if duplicates:
         raise ValidationError(
-            f"feature_names has duplicate name(s) {_listing(duplicates)}; every feature needs "
+            f"feature_names has duplicate name(s) {listing(duplicates)}; every feature needs "
             "a distinct name"
         )
     return names
@@ -289,3 +290,43 @@ def check_lengths(n_x: int, n_y: int, n_contributors: int | None) -> None:
             f"length mismatch: X has {n_x} rows, y has {n_y} entries{contributors_part}; "
             "they must all have one entry per row"
         )
+
+
+def frame_feature_columns(
+    df: Any, target: Any, contributor: Any, features: Sequence[Any] | None
+) -> list[Any]:
+    """Check the column choices of ``Dataset.from_frame`` and return the feature columns."""
+    if not isinstance(df, pd.DataFrame):
+        raise ValidationError(
+            f"from_frame expects a pandas DataFrame, got {type(df).__name__}; use "
+            "Dataset(X, y) for arrays"
+        )
+    available = [str(c) for c in df.columns]
+    for role, column in (("target", target), ("contributor", contributor)):
+        if column is not None and column not in df.columns:
+            raise ValidationError(
+                f"{role} column {column!r} is not in the DataFrame; available columns: "
+                f"{listing(available)}"
+            )
+    if features is None:
+        features = [c for c in df.columns if c != target and c != contributor]
+    else:
+        features = list(features)
+        missing = [c for c in features if c not in df.columns]
+        if missing:
+            raise ValidationError(
+                f"feature column(s) {listing(missing)} are not in the DataFrame; "
+                f"available columns: {listing(available)}"
+            )
+        clash = [c for c in features if c in (target, contributor)]
+        if clash:
+            raise ValidationError(
+                f"column(s) {listing(clash)} cannot be both a feature and the "
+                "target/contributor column"
+            )
+    if not features:
+        raise ValidationError(
+            f"no feature columns left in the DataFrame besides target {target!r}"
+            + (f" and contributor {contributor!r}" if contributor is not None else "")
+        )
+    return features

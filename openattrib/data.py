@@ -138,39 +138,7 @@ class Dataset:
         >>> Dataset.from_frame(df, target="label", contributor="owner").feature_names
         ['a']
         """
-        if not isinstance(df, pd.DataFrame):
-            raise ValidationError(
-                f"from_frame expects a pandas DataFrame, got {type(df).__name__}; use "
-                "Dataset(X, y) for arrays"
-            )
-        available = [str(c) for c in df.columns]
-        for role, column in (("target", target), ("contributor", contributor)):
-            if column is not None and column not in df.columns:
-                raise ValidationError(
-                    f"{role} column {column!r} is not in the DataFrame; available columns: "
-                    f"{checks._listing(available)}"
-                )
-        if features is None:
-            features = [c for c in df.columns if c != target and c != contributor]
-        else:
-            features = list(features)
-            missing = [c for c in features if c not in df.columns]
-            if missing:
-                raise ValidationError(
-                    f"feature column(s) {checks._listing(missing)} are not in the DataFrame; "
-                    f"available columns: {checks._listing(available)}"
-                )
-            clash = [c for c in features if c in (target, contributor)]
-            if clash:
-                raise ValidationError(
-                    f"column(s) {checks._listing(clash)} cannot be both a feature and the "
-                    "target/contributor column"
-                )
-        if not features:
-            raise ValidationError(
-                f"no feature columns left in the DataFrame besides target {target!r}"
-                + (f" and contributor {contributor!r}" if contributor is not None else "")
-            )
+        features = checks.frame_feature_columns(df, target, contributor, features)
         return cls(
             df[features],
             df[target],

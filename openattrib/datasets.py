@@ -388,9 +388,9 @@ def load_demo(data_dir: str | Path | None = None) -> tuple[Dataset, Dataset]:
 
     Examples
     --------
-    >>> train, valid = load_demo()  # doctest: +SKIP
-    >>> train.contributor_ids[:2]  # doctest: +SKIP
-    ['alice', 'bob']
+    >>> train, valid = load_demo()
+    >>> train.contributor_ids[:3]
+    ['alice', 'bob', 'carol']
     """
     folder = DATA_DIR if data_dir is None else Path(data_dir)
     train_path = folder / "demo_contributors.csv"

@@ -72,18 +72,33 @@ class Game:
             raise ValidationError("Game(...) takes one coalition; use evaluate_batch for many")
         return float(self.value(masks[0]))
 
-    def prefix_walk(self, permutation: np.ndarray) -> np.ndarray:
-        """Values of every prefix of ``permutation``: entry k is v(first k players).
+    def prefix_walk(
+        self,
+        permutation: np.ndarray,
+        truncation: Callable[[int, float], bool] | None = None,
+    ) -> tuple[np.ndarray, int]:
+        """Values of the prefixes of ``permutation``, the evaluation shape of permutation sampling.
 
-        The generic form evaluates the ``n_players + 1`` nested coalitions as one batch;
-        games with an incremental model override it.
+        Returns ``(values, n_evaluated)`` where ``values[k]`` is v(first k players of the
+        permutation), k = 0 .. n. ``truncation(k, values[k])`` is asked after each prefix; when
+        it returns True the walk stops and the remaining entries repeat ``values[k]`` (so their
+        marginal contributions are zero, as in truncated Monte Carlo). ``n_evaluated`` counts
+        the prefixes actually evaluated. Games with an incremental model override this.
         """
+        permutation = np.asarray(permutation)
         n = self.n_players
-        masks = np.zeros((n + 1, n), dtype=bool)
-        rows = np.arange(1, n + 1)
-        masks[rows[:, None] >= np.arange(1, n + 1)[None, :]] = True
-        masks = masks[:, np.argsort(permutation)]
-        return self.evaluate_batch(masks)
+        values = np.empty(n + 1, dtype=np.float64)
+        mask = np.zeros(n, dtype=bool)
+        values[0] = self.value(mask)
+        evaluated = 1
+        for k in range(1, n + 1):
+            if truncation is not None and truncation(k - 1, values[k - 1]):
+                values[k:] = values[k - 1]
+                return values, evaluated
+            mask[permutation[k - 1]] = True
+            values[k] = self.value(mask)
+            evaluated += 1
+        return values, evaluated
 
     def describe(self) -> dict[str, Any]:
         """A JSON-able description of the game, recorded in result provenance."""
@@ -196,7 +211,7 @@ class _ConstantClassifier:
         return proba[:, 1] - proba[:, 0] if proba.shape[1] == 2 else proba
 
     def __sklearn_tags__(self) -> Any:  # scikit-learn >= 1.6 scorers inspect tags
-        from sklearn.utils import Tags, ClassifierTags, TargetTags
+        from sklearn.utils import ClassifierTags, Tags, TargetTags
 
         tags = Tags(estimator_type="classifier", target_tags=TargetTags(required=True))
         tags.classifier_tags = ClassifierTags()
@@ -258,7 +273,9 @@ class ModelUtility(Game):
             )
         for label, ds in (("train", train), ("valid", valid)):
             if not isinstance(ds, Dataset):
-                raise ValidationError(f"{label} must be an openattrib Dataset, got {type(ds).__name__}")
+                raise ValidationError(
+                    f"{label} must be an openattrib Dataset, got {type(ds).__name__}"
+                )
         if train.n_features != valid.n_features:
             raise ValidationError(
                 f"train has {train.n_features} features but valid has {valid.n_features}"
@@ -266,7 +283,9 @@ class ModelUtility(Game):
         if players not in ("points", "contributors"):
             raise ValidationError(f"players must be 'points' or 'contributors', got {players!r}")
         if single_class not in ("constant", "default"):
-            raise ValidationError(f"single_class must be 'constant' or 'default', got {single_class!r}")
+            raise ValidationError(
+                f"single_class must be 'constant' or 'default', got {single_class!r}"
+            )
         if not np.isfinite(empty_value):
             raise ValidationError("empty_value must be a finite number")
         if isinstance(scorer, str):
@@ -282,13 +301,15 @@ class ModelUtility(Game):
             self._scorer = scorer
             self.scorer_name = getattr(scorer, "__qualname__", type(scorer).__name__)
         else:
-            raise ValidationError(f"scorer must be a string or callable, got {type(scorer).__name__}")
+            raise ValidationError(
+                f"scorer must be a string or callable, got {type(scorer).__name__}"
+            )
         self.estimator = estimator
         self.train = train
         self.valid = valid
         self.players = players
         self.level = players
-        self.empty_value = float(empty_value)
+        self._empty_value = float(empty_value)
         self.single_class = single_class
         self.is_classifier = _is_classifier(estimator)
         self.classes_ = np.unique(train.y) if self.is_classifier else None
@@ -306,6 +327,11 @@ class ModelUtility(Game):
         self.failures: Counter[str] = Counter()
         self.n_fits = 0
 
+    @property
+    def empty_value(self) -> float:
+        """v(empty): the documented default score (no model can be trained on no data)."""
+        return self._empty_value
+
     # ------------------------------------------------------------------------
     def rows(self, mask: np.ndarray) -> np.ndarray:
         """Training-row indices of a coalition."""
@@ -320,25 +346,31 @@ class ModelUtility(Game):
 
         if rows.size == 0:
             self.failures["empty"] += 1
-            return self.empty_value
+            return self._empty_value
         X, y = self.train.X[rows], self.train.y[rows]
         if self.is_classifier and np.unique(y).size < 2:
             self.failures["single_class"] += 1
             if self.single_class == "default":
-                return self.empty_value
+                return self._empty_value
             model: Any = _ConstantClassifier(y[0], self.classes_)
         else:
             model = clone(self.estimator)
-            try:
+        try:
+            if not isinstance(model, _ConstantClassifier):
                 model.fit(X, y)
-            except (ValueError, np.linalg.LinAlgError) as exc:
-                key = f"fit_error: {type(exc).__name__}: {str(exc)[:80]}"
-                if key not in self.failures:
-                    log.warning("fit failed on a coalition of %d rows (%s); scored as empty_value", rows.size, exc)
-                self.failures[key] += 1
-                return self.empty_value
-            self.n_fits += 1
-        score = float(self._scorer(model, self.valid.X, self.valid.y))
+                self.n_fits += 1
+            score = float(self._scorer(model, self.valid.X, self.valid.y))
+        except (ValueError, np.linalg.LinAlgError) as exc:
+            # e.g. KNN asked for more neighbours than the coalition has rows
+            key = f"model_error: {type(exc).__name__}: {str(exc)[:80]}"
+            if key not in self.failures:
+                log.warning(
+                    "model failed on a coalition of %d rows (%s); scored as empty_value",
+                    rows.size,
+                    exc,
+                )
+            self.failures[key] += 1
+            return self._empty_value
         if not np.isfinite(score):
             raise ValidationError(f"scorer {self.scorer_name!r} returned {score} on a coalition")
         return score

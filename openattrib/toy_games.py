@@ -137,7 +137,11 @@ class WeightedVotingGame(_ToyGame):
             table = table + shifted
         lo = max(self.quota - int(self.weights[i]), 0)
         hi = self.quota  # weight in [quota - w_i, quota) swings
-        return table[:, lo : min(hi, total + 1)].sum(axis=1) if hi > lo else np.zeros(others.size + 1, dtype=object)
+        return (
+            table[:, lo : min(hi, total + 1)].sum(axis=1)
+            if hi > lo
+            else np.zeros(others.size + 1, dtype=object)
+        )
 
     def shapley_values(self) -> np.ndarray:
         n = self.n_players

@@ -33,7 +33,9 @@ def _check_game(game: Any) -> Game:
     return game
 
 
-def coalition_values(game: Game, *, max_players: int = DEFAULT_MAX_PLAYERS, progress: bool = True) -> np.ndarray:
+def coalition_values(
+    game: Game, *, max_players: int = DEFAULT_MAX_PLAYERS, progress: bool = True
+) -> np.ndarray:
     """Values of all ``2**n`` coalitions; entry ``c`` is the coalition whose bit i is player i."""
     n = game.n_players
     if n > max_players:
@@ -46,7 +48,9 @@ def coalition_values(game: Game, *, max_players: int = DEFAULT_MAX_PLAYERS, prog
     values = np.empty(total, dtype=np.float64)
     bits = np.arange(n, dtype=np.int64)
     starts = range(0, total, _CHUNK)
-    bar = tqdm(starts, desc="exact: coalitions", unit="chunk", disable=not progress or total <= _CHUNK * 4)
+    bar = tqdm(
+        starts, desc="exact: coalitions", unit="chunk", disable=not progress or total <= _CHUNK * 4
+    )
     for start in bar:
         codes = np.arange(start, min(start + _CHUNK, total), dtype=np.int64)
         masks = ((codes[:, None] >> bits[None, :]) & 1).astype(bool)
@@ -81,7 +85,9 @@ def exact_semivalue(
     n = game.n_players
     weights = np.asarray(weights, dtype=np.float64).reshape(-1)
     if weights.shape[0] != n:
-        raise ValidationError(f"weights must have one entry per coalition size 0..{n - 1}, got {weights.shape[0]}")
+        raise ValidationError(
+            f"weights must have one entry per coalition size 0..{n - 1}, got {weights.shape[0]}"
+        )
     table = coalition_values(game, max_players=max_players, progress=progress)
     codes = np.arange(1 << n, dtype=np.int64)
     sizes = _popcount(codes)
@@ -115,7 +121,9 @@ def shapley_weights(n: int) -> np.ndarray:
     return np.array([1.0 / (n * comb(n - 1, k)) for k in range(n)])
 
 
-def exact_shapley(game: Game, *, max_players: int = DEFAULT_MAX_PLAYERS, progress: bool = True) -> Attribution:
+def exact_shapley(
+    game: Game, *, max_players: int = DEFAULT_MAX_PLAYERS, progress: bool = True
+) -> Attribution:
     """Exact Shapley values (Shapley 1953) by enumerating all ``2**n`` coalitions.
 
     Practical up to about 20 players (the limit is ``max_players``); above it the
@@ -130,11 +138,17 @@ def exact_shapley(game: Game, *, max_players: int = DEFAULT_MAX_PLAYERS, progres
     """
     game = _check_game(game)
     return exact_semivalue(
-        game, shapley_weights(game.n_players), method="exact_shapley", max_players=max_players, progress=progress
+        game,
+        shapley_weights(game.n_players),
+        method="exact_shapley",
+        max_players=max_players,
+        progress=progress,
     )
 
 
-def exact_banzhaf(game: Game, *, max_players: int = DEFAULT_MAX_PLAYERS, progress: bool = True) -> Attribution:
+def exact_banzhaf(
+    game: Game, *, max_players: int = DEFAULT_MAX_PLAYERS, progress: bool = True
+) -> Attribution:
     """Exact Banzhaf values (Banzhaf 1965): the average marginal over all coalitions.
 
     Examples
@@ -146,7 +160,11 @@ def exact_banzhaf(game: Game, *, max_players: int = DEFAULT_MAX_PLAYERS, progres
     game = _check_game(game)
     n = game.n_players
     return exact_semivalue(
-        game, np.full(n, 0.5 ** (n - 1)), method="exact_banzhaf", max_players=max_players, progress=progress
+        game,
+        np.full(n, 0.5 ** (n - 1)),
+        method="exact_banzhaf",
+        max_players=max_players,
+        progress=progress,
     )
 
 

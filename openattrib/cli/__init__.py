@@ -1,0 +1,68 @@
+"""The ``openattrib`` command: parses arguments, calls the public API, writes files.
+
+Every sub-command prints one clear line and exits non-zero on bad input; output files are
+written atomically, so a failure never leaves a partial file behind.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from ..errors import OpenAttribError
+from .demo import add_demo_parser
+from .value import add_value_parser
+
+__all__ = ["main", "build_parser"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``openattrib`` command."""
+    parser = argparse.ArgumentParser(
+        prog="openattrib",
+        description="Training-data attribution, reward allocation and a verifiable ledger.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    add_value_parser(commands)
+    add_demo_parser(commands)
+    try:
+        from .ledger import add_ledger_parser
+    except ImportError:  # pragma: no cover - during development of the ledger commands
+        pass
+    else:
+        add_ledger_parser(commands)
+    try:
+        from .experiment import add_experiment_parser
+    except ImportError:  # pragma: no cover
+        pass
+    else:
+        add_experiment_parser(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return int(args.handler(args) or 0)
+    except OpenAttribError as exc:
+        print(f"openattrib: error: {exc}", file=sys.stderr)
+        return 1
+    except FileNotFoundError as exc:
+        print(f"openattrib: error: file not found: {exc.filename}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("openattrib: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

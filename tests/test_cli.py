@@ -1,0 +1,140 @@
+"""The ``openattrib`` command: value, demo, and one clear error line on bad input."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from sklearn.linear_model import LogisticRegression
+
+import openattrib as oa
+from openattrib.cli import main
+from openattrib.cli.value import standardize
+
+
+@pytest.fixture(scope="module")
+def csv_file(tmp_path_factory):
+    train, _ = oa.datasets.load_demo()
+    small = train.subset(np.arange(0, train.n_samples, 3))
+    path = tmp_path_factory.mktemp("cli") / "small.csv"
+    small.to_frame().to_csv(path, index=False)
+    return path, small
+
+
+def test_value_exact_by_contributor_matches_the_api(csv_file, tmp_path, capsys):
+    path, small = csv_file
+    out = tmp_path / "result.json"
+    code = main(
+        [
+            "value",
+            "--data",
+            str(path),
+            "--target",
+            "label",
+            "--contributor",
+            "contributor",
+            "--model",
+            "logistic",
+            "--method",
+            "exact",
+            "--seed",
+            "3",
+            "--out",
+            str(out),
+            "--no-progress",
+        ]
+    )
+    assert code == 0
+    result = oa.Attribution.load(out)
+    assert result.level == "contributors" and result.method == "exact_shapley"
+    # the same computation through the public API
+    ds = oa.Dataset.from_csv(path, target="label", contributor="contributor")
+    train, valid = standardize(*ds.split(test_size=0.3, seed=3))
+    game = oa.ModelUtility(LogisticRegression(max_iter=1000), train, valid, players="contributors")
+    np.testing.assert_array_equal(result.values, oa.exact_shapley(game, progress=False).values)
+    assert "wrote" in capsys.readouterr().out
+
+
+def test_value_loo_points(csv_file, tmp_path):
+    path, small = csv_file
+    out = tmp_path / "loo.json"
+    assert (
+        main(
+            [
+                "value",
+                "--data",
+                str(path),
+                "--target",
+                "label",
+                "--contributor",
+                "contributor",
+                "--players",
+                "points",
+                "--model",
+                "knn",
+                "--method",
+                "loo",
+                "--out",
+                str(out),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
+    result = oa.Attribution.load(out)
+    assert result.level == "points" and len(result) == small.n_samples - int(
+        np.ceil(0.3 * small.n_samples)
+    )
+    assert result.by_contributor().level == "contributors"
+
+
+def test_string_column_without_contributor_flag_is_named(csv_file, tmp_path, capsys):
+    path, _ = csv_file
+    code = main(
+        ["value", "--data", str(path), "--target", "label", "--out", str(tmp_path / "o.json")]
+    )
+    assert code == 1
+    assert "'contributor'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--target", "nope"], "nope"),
+        (["--target", "label", "--contributor", "owner"], "owner"),
+        (["--target", "label", "--players", "contributors"], "--contributor"),
+    ],
+)
+def test_errors_print_one_line_and_leave_no_file(csv_file, tmp_path, capsys, args, message):
+    path, _ = csv_file
+    out = tmp_path / "never.json"
+    code = main(["value", "--data", str(path), *args, "--out", str(out), "--no-progress"])
+    assert code == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("openattrib: error:") and message in err[0]
+    assert not out.exists()
+
+
+def test_missing_file_is_one_line(tmp_path, capsys):
+    code = main(
+        [
+            "value",
+            "--data",
+            str(tmp_path / "x.csv"),
+            "--target",
+            "y",
+            "--out",
+            str(tmp_path / "o.json"),
+        ]
+    )
+    assert code == 1
+    assert "x.csv" in capsys.readouterr().err
+
+
+def test_demo_runs_and_writes_results(tmp_path, capsys):
+    assert main(["demo", "--out", str(tmp_path), "--no-progress"]) == 0
+    printed = capsys.readouterr().out
+    assert "alice" in printed and "Shapley values sum to" in printed
+    saved = json.loads((tmp_path / "shapley.json").read_text())
+    assert saved["level"] == "contributors" and len(saved["names"]) == 8
