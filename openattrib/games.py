@@ -242,6 +242,10 @@ class ModelUtility(Game):
         ``empty_value``. Either way they are counted in :attr:`failures`.
     cache_size : int, default 100_000
         Most recent coalition values kept in memory (least recently used dropped first).
+    fast : bool, default True
+        Use an exact incremental or batched evaluation path when one exists for the
+        estimator and its parameters (see :mod:`openattrib.fast`); ``False`` forces the
+        generic refit of a clone per coalition.
 
     Examples
     --------
@@ -264,6 +268,7 @@ class ModelUtility(Game):
         empty_value: float = 0.0,
         single_class: str = "constant",
         cache_size: int = 100_000,
+        fast: bool = True,
     ) -> None:
         from sklearn.metrics import get_scorer
 
@@ -326,6 +331,8 @@ class ModelUtility(Game):
         self._cache: OrderedDict[bytes, float] = OrderedDict()
         self.failures: Counter[str] = Counter()
         self.n_fits = 0
+        self.fast = bool(fast)
+        self._fast_path = _select_fast_path(self) if self.fast else None
 
     @property
     def empty_value(self) -> float:
@@ -390,7 +397,18 @@ class ModelUtility(Game):
 
     def evaluate_batch(self, masks: np.ndarray) -> np.ndarray:
         masks = check_masks(masks, self.n_players)
+        if self._fast_path is not None:
+            return self._fast_path.evaluate_batch(masks)
         return np.array([self.value(m) for m in masks], dtype=np.float64)
+
+    def prefix_walk(
+        self,
+        permutation: np.ndarray,
+        truncation: Callable[[int, float], bool] | None = None,
+    ) -> tuple[np.ndarray, int]:
+        if self._fast_path is not None:
+            return self._fast_path.prefix_walk(np.asarray(permutation), truncation)
+        return super().prefix_walk(permutation, truncation)
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -404,6 +422,7 @@ class ModelUtility(Game):
             "valid_hash": self.valid.content_hash(),
             "empty_value": self.empty_value,
             "single_class": self.single_class,
+            "fast_path": None if self._fast_path is None else type(self._fast_path).__name__,
         }
 
     def failure_report(self) -> dict[str, int]:
@@ -415,6 +434,15 @@ class ModelUtility(Game):
         state["_cache"] = OrderedDict()  # workers start with an empty cache
         state["failures"] = Counter()
         return state
+
+
+def _select_fast_path(utility: ModelUtility) -> Any:
+    """The exact fast evaluation path for this utility's estimator, or None (generic refit)."""
+    try:
+        from .fast import select_fast_path
+    except ImportError:  # no fast paths available
+        return None
+    return select_fast_path(utility)
 
 
 def _is_classifier(estimator: Any) -> bool:
