@@ -5,7 +5,7 @@ The public API is re-exported here; see ``DESIGN.md`` for the architecture.
 
 from __future__ import annotations
 
-from . import datasets, toy_games
+from . import datasets, rewards, toy_games
 from .data import Dataset
 from .errors import (
     BudgetError,
@@ -18,10 +18,12 @@ from .errors import (
 from .estimators import exact_banzhaf, exact_semivalue, exact_shapley, loo
 from .games import FunctionGame, Game, ModelUtility
 from .result import Attribution, package_version
+from .rewards import Allocation, allocate
 
 __version__ = package_version()
 
 __all__ = [
+    "Allocation",
     "Attribution",
     "BudgetError",
     "Dataset",
@@ -34,10 +36,12 @@ __all__ = [
     "ValidationError",
     "VerificationError",
     "__version__",
+    "allocate",
     "datasets",
     "exact_banzhaf",
     "exact_semivalue",
     "exact_shapley",
     "loo",
+    "rewards",
     "toy_games",
 ]

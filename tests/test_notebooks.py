@@ -16,7 +16,9 @@ from nbclient import NotebookClient
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 
 # Small budgets per notebook (name -> overrides); notebooks not listed run as committed.
-OVERRIDES: dict[str, dict[str, object]] = {}
+OVERRIDES: dict[str, dict[str, object]] = {
+    "04_reward_allocation.ipynb": {"MC_PERMUTATIONS": 50, "MAX_COPIES": 1},
+}
 
 
 def parameter_cell_index(nb: nbformat.NotebookNode) -> int:

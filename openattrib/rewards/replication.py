@@ -1,0 +1,239 @@
+"""Replication experiment: does copying your own data pay?
+
+A contributor can submit its rows again, either under its own name (``"own_name"``: the
+rows appear ``k`` more times in its own data) or as ``k`` new sybil identities, each holding a
+copy (``"sybil"``). :func:`replication_experiment` re-values the contributors after each
+manipulation and reports the copier's share of the pool. A payout rule is
+*replication-robust* when the share does not grow with ``k``.
+
+Background: Shapley values are not replication-robust (Agarwal, Dahleh & Sarkar 2019, "A
+Marketplace for Data: An Algorithmic Solution", EC '19; Ohrimenko, Tople & Tschiatschek 2019,
+"Collaborative Machine Learning Markets with Data-Replication-Robust Payments"): sybil copies
+are perfect substitutes, and the substitutes' combined Shapley value can exceed the
+original's. Leave-one-out gives every redundant identity zero, punishing replication.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from fractions import Fraction
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..data import Dataset
+from ..errors import ValidationError
+from .allocation import allocate
+
+__all__ = ["replication_experiment", "replicate", "METHODS", "MODES"]
+
+log = logging.getLogger("openattrib")
+
+METHODS = ("shapley", "banzhaf", "loo", "knn_shapley")
+MODES = ("own_name", "sybil")
+
+
+def replicate(
+    train: Dataset, contributor: str, copies: int, mode: str
+) -> tuple[Dataset, list[str]]:
+    """``train`` with ``contributor``'s rows appended ``copies`` more times.
+
+    Returns the new data set and the identities the copier controls. With
+    ``mode="own_name"`` the copies keep the contributor's id; with ``mode="sybil"`` copy j
+    belongs to a new contributor ``f"{contributor}~sybil{j}"``.
+    """
+    if mode not in MODES:
+        raise ValidationError(f"mode must be one of {MODES}, got {mode!r}")
+    groups = train.groups()
+    if contributor not in groups:
+        raise ValidationError(
+            f"contributor {contributor!r} is not in the training data; known: {list(groups)[:10]}"
+        )
+    rows = groups[contributor]
+    identities = [contributor]
+    X, y = [train.X], [train.y]
+    owners = [np.asarray(train.contributors, dtype=object)]
+    for j in range(1, copies + 1):
+        name = contributor if mode == "own_name" else f"{contributor}~sybil{j}"
+        if mode == "sybil":
+            if name in groups:
+                raise ValidationError(f"sybil id {name!r} clashes with an existing contributor")
+            identities.append(name)
+        X.append(train.X[rows])
+        y.append(train.y[rows])
+        owners.append(np.full(rows.size, name, dtype=object))
+    data = Dataset(
+        np.vstack(X),
+        np.concatenate(y),
+        np.concatenate(owners),
+        feature_names=train.feature_names,
+        target_name=train.target_name,
+    )
+    return data, identities
+
+
+def _knn_shapley() -> Callable[..., Any] | None:
+    try:
+        from ..estimators.knn import knn_shapley
+    except ImportError:
+        return None
+    return knn_shapley
+
+
+def _values(
+    method: str,
+    train: Dataset,
+    valid: Dataset,
+    model: Any,
+    scorer: Any,
+    k_neighbours: int,
+    games: dict,
+) -> Any:
+    from ..estimators.exact import exact_banzhaf, exact_shapley, loo
+    from ..games import ModelUtility
+
+    if method == "knn_shapley":
+        knn_shapley = _knn_shapley()
+        return knn_shapley(train, valid, k=k_neighbours, progress=False).by_contributor()
+    key = train.content_hash() + str(train.contributor_ids)
+    if key not in games:  # one game per data set: Shapley, Banzhaf and LOO share its cache
+        games.clear()
+        games[key] = ModelUtility(model, train, valid, scorer=scorer, players="contributors")
+    game = games[key]
+    estimator = {"shapley": exact_shapley, "banzhaf": exact_banzhaf, "loo": loo}[method]
+    return estimator(game, progress=False)
+
+
+def replication_experiment(
+    train: Dataset,
+    valid: Dataset,
+    contributor: str,
+    *,
+    model: Any = None,
+    scorer: Any = "accuracy",
+    copies: Sequence[int] = (0, 1, 2, 3),
+    methods: Sequence[str] = METHODS,
+    modes: Sequence[str] = MODES,
+    pool: int = 10**6,
+    policy: str = "proportional",
+    k_neighbours: int = 5,
+    max_players: int = 14,
+) -> pd.DataFrame:
+    """How the copier's payout changes when it replicates its own data ``k`` times.
+
+    Parameters
+    ----------
+    train, valid : Dataset
+        Small training set with contributors (contributor-level games are enumerated
+        exactly, so keep ``n_contributors + max(copies)`` at most ``max_players``) and the
+        validation set.
+    contributor : str
+        The copier.
+    model : scikit-learn estimator, default LogisticRegression(max_iter=1000)
+    copies : sequence of int
+        Numbers of extra copies to try (0 = honest baseline).
+    methods : subset of ("shapley", "banzhaf", "loo", "knn_shapley")
+        Exact Shapley, exact Banzhaf and leave-one-out of the contributor-level game
+        (:class:`~openattrib.ModelUtility` with ``players="contributors"``), and KNN-Shapley
+        of the points summed per contributor (skipped, with a warning, when
+        ``openattrib.estimators.knn`` is not available).
+    modes : subset of ("own_name", "sybil")
+    pool, policy
+        Passed to :func:`~openattrib.rewards.allocate` for each set of values.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per (mode, method, copies): the copier's summed value over its identities,
+        the total value, its amount and share of the pool, and the change in share against
+        ``copies=0``. ``frame.attrs["skipped"]`` lists methods that could not run.
+
+    Examples
+    --------
+    >>> import openattrib as oa
+    >>> ds = oa.datasets.partition(oa.datasets.make_classification(60, 4, 2, seed=0), 4)
+    >>> train, valid = ds.split(0.5, seed=0)
+    >>> table = replication_experiment(train, valid, "c0", copies=(0, 1), methods=("loo",))
+    >>> sorted(table.columns)[:3]
+    ['copier_amount', 'copier_share', 'copier_value']
+    """
+    if model is None:
+        from sklearn.linear_model import LogisticRegression
+
+        model = LogisticRegression(max_iter=1000)
+    copies = sorted({int(c) for c in copies})
+    if not copies or copies[0] < 0:
+        raise ValidationError(f"copies must be non-negative ints, got {copies}")
+    if 0 not in copies:
+        copies = [0, *copies]
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown:
+        raise ValidationError(f"unknown method(s) {unknown}; valid: {METHODS}")
+    bad_modes = [m for m in modes if m not in MODES]
+    if bad_modes:
+        raise ValidationError(f"unknown mode(s) {bad_modes}; valid: {MODES}")
+    if "sybil" in modes and train.n_contributors + max(copies) > max_players:
+        raise ValidationError(
+            f"{train.n_contributors} contributors + {max(copies)} sybils exceed max_players="
+            f"{max_players} for exact enumeration; use fewer contributors or copies"
+        )
+    skipped = []
+    methods = list(methods)
+    if "knn_shapley" in methods and _knn_shapley() is None:
+        log.warning(
+            "replication_experiment: openattrib.estimators.knn is not available; "
+            "skipping knn_shapley"
+        )
+        methods.remove("knn_shapley")
+        skipped.append("knn_shapley")
+    records = []
+    games: dict = {}
+    baseline: dict[str, Any] = {}  # copies=0 is the same data set in every mode
+    for mode in modes:
+        for k in copies:
+            data, identities = replicate(train, contributor, k, mode)
+            for method in methods:
+                if k == 0 and method in baseline:
+                    values = baseline[method]
+                else:
+                    values = _values(method, data, valid, model, scorer, k_neighbours, games)
+                if k == 0:
+                    baseline[method] = values
+                records.append(_record(mode, method, k, identities, values, pool, policy))
+    frame = pd.DataFrame.from_records(records)
+    base = frame[frame["copies"] == 0].set_index(["mode", "method"])["copier_share"]
+    frame["share_change"] = [
+        row.copier_share - base[(row.mode, row.method)] for row in frame.itertuples()
+    ]
+    frame["mode"] = pd.Categorical(frame["mode"], categories=list(modes), ordered=True)
+    frame["method"] = pd.Categorical(frame["method"], categories=methods, ordered=True)
+    frame = frame.set_index(["mode", "method", "copies"]).sort_index()
+    frame.attrs["skipped"] = skipped
+    frame.attrs["contributor"] = contributor
+    frame.attrs["policy"] = policy
+    return frame
+
+
+def _record(
+    mode: str, method: str, k: int, identities: list[str], values: Any, pool: int, policy: str
+) -> dict[str, Any]:
+    by_name = dict(zip(values.names, values.values.tolist(), strict=True))
+    try:
+        allocation = allocate(values, pool, policy=policy)
+        amount: int | None = sum(allocation.amounts[i] for i in identities)
+        share = float(Fraction(amount, pool))
+    except ValidationError as exc:  # e.g. every LOO value is zero: nothing to pay
+        log.warning("replication_experiment: %s with %d copies (%s): %s", method, k, mode, exc)
+        amount, share = None, float("nan")
+    return {
+        "mode": mode,
+        "method": method,
+        "copies": k,
+        "identities": len(identities),
+        "copier_value": float(sum(by_name[i] for i in identities)),
+        "total_value": float(sum(by_name.values())),
+        "copier_amount": amount,
+        "copier_share": share,
+    }
