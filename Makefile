@@ -23,7 +23,12 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/openattrib demo
 
-test: $(STAMP)
+# The EVM export is checked against OpenZeppelin's own npm package, run under node.
+NODE_DEPS := tests/node/node_modules/.package-lock.json
+$(NODE_DEPS): tests/node/package.json tests/node/package-lock.json
+	@if command -v npm >/dev/null; then npm ci --prefix tests/node --no-audit --no-fund --loglevel=error; else echo "npm not found: the EVM cross-check against @openzeppelin/merkle-tree will be skipped"; fi
+
+test: $(STAMP) $(NODE_DEPS)
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 test-fast: $(STAMP)

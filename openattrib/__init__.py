@@ -5,7 +5,7 @@ The public API is re-exported here; see ``DESIGN.md`` for the architecture.
 
 from __future__ import annotations
 
-from . import datasets, rewards, toy_games
+from . import datasets, ledger, rewards, toy_games
 from .data import Dataset
 from .errors import (
     BudgetError,
@@ -17,6 +17,7 @@ from .errors import (
 )
 from .estimators import exact_banzhaf, exact_semivalue, exact_shapley, loo
 from .games import FunctionGame, Game, ModelUtility
+from .ledger import Ledger
 from .result import Attribution, package_version
 from .rewards import Allocation, allocate
 
@@ -29,6 +30,7 @@ __all__ = [
     "Dataset",
     "FunctionGame",
     "Game",
+    "Ledger",
     "LedgerError",
     "ModelUtility",
     "OpenAttribError",
@@ -41,6 +43,7 @@ __all__ = [
     "exact_banzhaf",
     "exact_semivalue",
     "exact_shapley",
+    "ledger",
     "loo",
     "rewards",
     "toy_games",

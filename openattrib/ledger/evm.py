@@ -10,7 +10,8 @@ of the ``@openzeppelin/merkle-tree`` JavaScript package (``standard-v1`` dump fo
 - leaves sorted by hash (default) and laid out in a flat array with the root at index 0,
   the children of node ``i`` at ``2i + 1`` and ``2i + 2``, and leaf ``j`` at ``len - 1 - j``.
 
-keccak256 comes from pycryptodome and ABI encoding from ``eth_abi``; nothing is hand-rolled.
+keccak256 comes from pycryptodome and ABI encoding from ``eth_abi`` (see :mod:`._abi`);
+nothing is hand-rolled.
 
 A Solidity claim then checks::
 
@@ -29,13 +30,19 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from Crypto.Hash import keccak
-from eth_abi import encode as abi_encode
-from eth_abi.exceptions import EncodingError
-from eth_abi.grammar import BasicType, TupleType, parse
 from eth_utils import is_checksum_address, to_checksum_address
 
 from ..errors import UnsupportedError, ValidationError, VerificationError
+from ._abi import (
+    checked_leaf_hash,
+    from_hex,
+    hash_pair,
+    jsonable,
+    keccak256,
+    parse_encoding,
+    standard_leaf_hash,
+    to_hex,
+)
 
 __all__ = [
     "keccak256",
@@ -52,128 +59,6 @@ __all__ = [
 CLAIMS_FORMAT = "openattrib.evm-claims/1"
 _ADDRESS_RE = re.compile(r"^0x[0-9a-fA-F]{40}$")
 _ZERO_ADDRESS = "0x" + "0" * 40
-
-
-def keccak256(data: bytes) -> bytes:
-    """Ethereum's keccak256 (pycryptodome ``Crypto.Hash.keccak``, 256-bit digest).
-
-    Examples
-    --------
-    >>> keccak256(b"").hex()[:16]
-    'c5d2460186f7233c'
-    """
-    return keccak.new(digest_bits=256, data=bytes(data)).digest()
-
-
-def _hash_pair(a: bytes, b: bytes) -> bytes:
-    return keccak256(a + b if a <= b else b + a)
-
-
-def _hex(h: bytes) -> str:
-    return "0x" + h.hex()
-
-
-def _unhex(value: Any, what: str) -> bytes:
-    if isinstance(value, (bytes, bytearray)):
-        raw = bytes(value)
-    elif isinstance(value, str) and re.fullmatch(r"0x[0-9a-fA-F]*", value) and len(value) % 2 == 0:
-        raw = bytes.fromhex(value[2:])
-    else:
-        raise VerificationError(f"{what} must be a 0x-prefixed hex string, got {value!r}")
-    if len(raw) != 32:
-        raise VerificationError(f"{what} must be a 32-byte hash, got {len(raw)} bytes")
-    return raw
-
-
-# ------------------------------------------------------------------- ABI value coercion
-def _coerce(abi_type: Any, value: Any, where: str) -> Any:
-    """Turn JSON-friendly values (decimal strings, 0x-hex) into what ``eth_abi`` encodes."""
-    if abi_type.is_array:
-        if not isinstance(value, (list, tuple)):
-            raise ValidationError(f"{where} must be a list for ABI type {abi_type.to_type_str()}")
-        item = abi_type.item_type
-        return [_coerce(item, v, f"{where}[{i}]") for i, v in enumerate(value)]
-    if isinstance(abi_type, TupleType):
-        parts = abi_type.components
-        if not isinstance(value, (list, tuple)) or len(value) != len(parts):
-            raise ValidationError(f"{where} must be a list of {len(parts)} items for a tuple")
-        return tuple(_coerce(t, v, f"{where}[{i}]") for i, (t, v) in enumerate(zip(parts, value)))
-    assert isinstance(abi_type, BasicType)
-    base = abi_type.base
-    if base in ("uint", "int"):
-        if isinstance(value, bool):
-            raise ValidationError(f"{where} must be an integer, got a bool")
-        if isinstance(value, str):
-            text = value.strip()
-            try:
-                return int(text, 16) if text.lower().startswith("0x") else int(text, 10)
-            except ValueError:
-                raise ValidationError(
-                    f"{where} = {value!r} is not an integer (use a decimal string like '1000')"
-                ) from None
-        if isinstance(value, int):
-            return value
-        raise ValidationError(
-            f"{where} must be an int or decimal string, got {type(value).__name__}"
-        )
-    if base == "bytes" and isinstance(value, str):
-        if not re.fullmatch(r"0x([0-9a-fA-F]{2})*", value):
-            raise ValidationError(f"{where} must be 0x-prefixed hex bytes, got {value!r}")
-        return bytes.fromhex(value[2:])
-    if base in ("fixed", "ufixed"):
-        raise UnsupportedError(f"{where}: ABI type {base} is not supported by OpenZeppelin trees")
-    return value
-
-
-def _parse_encoding(leaf_encoding: Sequence[str]) -> list[Any]:
-    if isinstance(leaf_encoding, str) or not isinstance(leaf_encoding, Sequence):
-        raise ValidationError(
-            f"leaf_encoding must be a list of ABI type names like ['address', 'uint256'], "
-            f"got {leaf_encoding!r}"
-        )
-    if not leaf_encoding:
-        raise ValidationError("leaf_encoding must name at least one ABI type")
-    types = []
-    for t in leaf_encoding:
-        try:
-            types.append(parse(t))
-        except Exception:
-            raise ValidationError(f"leaf_encoding: {t!r} is not a valid ABI type") from None
-    return types
-
-
-def standard_leaf_hash(value: Sequence[Any], leaf_encoding: Sequence[str]) -> bytes:
-    """``keccak256(keccak256(abi.encode(leaf_encoding, value)))``, the OpenZeppelin leaf.
-
-    Examples
-    --------
-    >>> leaf = standard_leaf_hash(["0x1111111111111111111111111111111111111111", 5], ["address", "uint256"])
-    >>> len(leaf)
-    32
-    """
-    return _leaf_hash(value, list(leaf_encoding), _parse_encoding(leaf_encoding), "value")
-
-
-def _leaf_hash(value: Any, encoding: list[str], types: list[Any], where: str) -> bytes:
-    if not isinstance(value, (list, tuple)) or len(value) != len(types):
-        raise ValidationError(
-            f"{where} must be a list of {len(types)} items matching leaf_encoding {encoding}, "
-            f"got {value!r}"
-        )
-    coerced = [_coerce(t, v, f"{where}[{i}]") for i, (t, v) in enumerate(zip(types, value))]
-    try:
-        encoded = abi_encode(encoding, coerced)
-    except (EncodingError, TypeError, ValueError, OverflowError) as exc:
-        raise ValidationError(f"{where} cannot be ABI-encoded as {encoding}: {exc}") from None
-    return keccak256(keccak256(encoded))
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, (bytes, bytearray)):
-        return _hex(bytes(value))
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    return value
 
 
 # --------------------------------------------------------------------- tree and proofs
@@ -208,10 +93,12 @@ def standard_merkle_tree(
     '0xd4dee0beab2d53f2cc83e567171bd2820e49898130a22622b10ead383e90bd77'
     """
     encoding = list(leaf_encoding)
-    types = _parse_encoding(encoding)
+    types = parse_encoding(encoding)
     if isinstance(values, (str, bytes)) or not isinstance(values, Sequence) or not values:
         raise ValidationError("values must be a non-empty list of leaves (one list per leaf)")
-    hashed = [(_leaf_hash(v, encoding, types, f"values[{i}]"), i) for i, v in enumerate(values)]
+    hashed = [
+        (checked_leaf_hash(v, encoding, types, f"values[{i}]"), i) for i, v in enumerate(values)
+    ]
     if sort_leaves:
         hashed.sort(key=lambda item: item[0])  # stable, like JavaScript's Array.sort
     n = len(hashed)
@@ -219,16 +106,16 @@ def standard_merkle_tree(
     for leaf_index, (h, _) in enumerate(hashed):
         tree[len(tree) - 1 - leaf_index] = h
     for i in range(len(tree) - 1 - n, -1, -1):
-        tree[i] = _hash_pair(tree[2 * i + 1], tree[2 * i + 2])
+        tree[i] = hash_pair(tree[2 * i + 1], tree[2 * i + 2])
     tree_index = [0] * n
     for leaf_index, (_, value_index) in enumerate(hashed):
         tree_index[value_index] = len(tree) - 1 - leaf_index
     return {
         "format": "standard-v1",
         "leafEncoding": encoding,
-        "tree": [_hex(h) for h in tree],
+        "tree": [to_hex(h) for h in tree],
         "values": [
-            {"value": _jsonable(v), "treeIndex": tree_index[i]} for i, v in enumerate(values)
+            {"value": jsonable(v), "treeIndex": tree_index[i]} for i, v in enumerate(values)
         ],
     }
 
@@ -239,7 +126,7 @@ def _check_dump(dump: Any) -> tuple[list[bytes], list[str], list[Any]]:
         raise VerificationError(f"not an OpenZeppelin standard-v1 dump (format {got!r})")
     try:
         encoding = list(dump["leafEncoding"])
-        tree = [_unhex(h, f"tree[{i}]") for i, h in enumerate(dump["tree"])]
+        tree = [from_hex(h, f"tree[{i}]") for i, h in enumerate(dump["tree"])]
         values = list(dump["values"])
     except KeyError as exc:
         raise VerificationError(f"standard-v1 dump is missing the {exc.args[0]!r} field") from None
@@ -257,8 +144,8 @@ def _checked_leaf(tree: list[bytes], encoding: list[str], values: list[Any], ind
         raise VerificationError(f"values[{index}] has no valid treeIndex")
     if 2 * tree_index + 1 < len(tree):
         raise VerificationError(f"values[{index}].treeIndex {tree_index} is not a leaf")
-    expected = _leaf_hash(
-        entry.get("value"), encoding, _parse_encoding(encoding), f"values[{index}]"
+    expected = checked_leaf_hash(
+        entry.get("value"), encoding, parse_encoding(encoding), f"values[{index}]"
     )
     if tree[tree_index] != expected:
         raise VerificationError(f"the tree does not contain the hash of values[{index}]")
@@ -281,7 +168,7 @@ def get_proof(dump: Mapping[str, Any], index: int) -> list[str]:
     proof = []
     while i > 0:
         sibling = i + 1 if i % 2 else i - 1
-        proof.append(_hex(tree[sibling]))
+        proof.append(to_hex(tree[sibling]))
         i = (i - 1) // 2
     return proof
 
@@ -299,10 +186,10 @@ def verify_proof(
     >>> verify_proof(dump["tree"][0], ["string"], ["a"], get_proof(dump, 1))
     False
     """
-    expected = _unhex(root, "root")
+    expected = from_hex(root, "root")
     node = standard_leaf_hash(value, leaf_encoding)
     for i, sibling in enumerate(proof):
-        node = _hash_pair(node, _unhex(sibling, f"proof[{i}]"))
+        node = hash_pair(node, from_hex(sibling, f"proof[{i}]"))
     return node == expected
 
 
@@ -320,7 +207,7 @@ def validate_dump(dump: Mapping[str, Any]) -> None:
         if right >= len(tree):
             if left < len(tree):
                 raise VerificationError(f"tree node {i} has only one child")
-        elif node != _hash_pair(tree[left], tree[right]):
+        elif node != hash_pair(tree[left], tree[right]):
             raise VerificationError(f"tree node {i} is not the hash of its children")
 
 

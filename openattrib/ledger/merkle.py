@@ -23,7 +23,6 @@ from __future__ import annotations
 import hashlib
 import operator
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from ..errors import ValidationError, VerificationError
@@ -42,9 +41,11 @@ __all__ = [
     "root_from_inclusion_proof",
     "inclusion_proof_length",
     "consistency_proof_length",
-    "InclusionProof",
-    "ConsistencyProof",
     "LevelTree",
+    "perfect_pieces",
+    "tree_root",
+    "tree_inclusion_proof",
+    "tree_consistency_proof",
 ]
 
 HASH_SIZE = 32
@@ -121,22 +122,30 @@ def _split(n: int) -> int:
 
 
 # ------------------------------------------------------------ tree shape (no hashing)
-def _range_hash(perfect: PerfectHash, begin: int, end: int) -> bytes:
-    """MTH of the leaves ``[begin, end)`` of an RFC 6962 tree.
+def perfect_pieces(begin: int, end: int) -> list[tuple[int, int]]:
+    """The perfect subtrees ``(level, index)`` that make up the leaves ``[begin, end)``.
 
-    Valid for every subtree that occurs in RFC 6962 trees and proofs (``begin`` is a multiple
-    of the smallest power of two >= ``end - begin``): the range is a run of perfect subtrees of
-    decreasing size, folded from the right, which is what the recursive definition gives.
+    Left to right and decreasing in size; for every subtree that occurs in RFC 6962 trees and
+    proofs (``begin`` is a multiple of the smallest power of two >= ``end - begin``).
     """
     pieces = []
     pos = begin
     while pos < end:
-        remaining = end - pos
-        level = remaining.bit_length() - 1
+        level = (end - pos).bit_length() - 1
         if pos:
             level = min(level, (pos & -pos).bit_length() - 1)
-        pieces.append(perfect(level, pos >> level))
+        pieces.append((level, pos >> level))
         pos += 1 << level
+    return pieces
+
+
+def _range_hash(perfect: PerfectHash, begin: int, end: int) -> bytes:
+    """MTH of the leaves ``[begin, end)``: its perfect subtrees folded from the right.
+
+    This is what the recursive RFC 6962 definition gives, since every split point is the
+    largest power of two below the range size.
+    """
+    pieces = [perfect(level, index) for level, index in perfect_pieces(begin, end)]
     result = pieces[-1]
     for piece in reversed(pieces[:-1]):
         result = _node(piece, result)
@@ -427,82 +436,3 @@ def verify_consistency(
         fn >>= 1
         sn >>= 1
     return sn == 0 and fr == first and sr == second
-
-
-# ----------------------------------------------------------------------- proof objects
-@dataclass(frozen=True)
-class InclusionProof:
-    """Proof that the entry with ``leaf_hash`` is leaf ``index`` of the tree of ``size`` leaves.
-
-    Verify it against a (signed) checkpoint with :func:`openattrib.ledger.verify_inclusion`.
-    """
-
-    index: int
-    size: int
-    leaf_hash: bytes
-    path: tuple[bytes, ...]
-
-    def verify(self, root: bytes) -> bool:
-        """True when the proof leads to ``root``."""
-        return verify_inclusion(self.leaf_hash, self.index, self.size, list(self.path), root)
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-able form (hashes as lower-case hex)."""
-        return {
-            "type": "rfc6962-inclusion",
-            "index": self.index,
-            "size": self.size,
-            "leaf_hash": self.leaf_hash.hex(),
-            "path": [h.hex() for h in self.path],
-        }
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> InclusionProof:
-        """Inverse of :meth:`to_dict`; raises :class:`VerificationError` on bad fields."""
-        try:
-            return cls(
-                index=_size(data["index"], "index"),
-                size=_size(data["size"], "size"),
-                leaf_hash=_hash(bytes.fromhex(data["leaf_hash"]), "leaf_hash"),
-                path=tuple(bytes.fromhex(h) for h in data["path"]),
-            )
-        except (KeyError, TypeError, ValueError) as exc:
-            if isinstance(exc, VerificationError):
-                raise
-            raise VerificationError(f"malformed inclusion proof: {exc!r}") from None
-
-
-@dataclass(frozen=True)
-class ConsistencyProof:
-    """Proof that the tree of ``new_size`` leaves is an extension of the first ``old_size``."""
-
-    old_size: int
-    new_size: int
-    path: tuple[bytes, ...]
-
-    def verify(self, old_root: bytes, new_root: bytes) -> bool:
-        """True when the proof links ``old_root`` to ``new_root``."""
-        return verify_consistency(self.old_size, self.new_size, old_root, new_root, list(self.path))
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-able form (hashes as lower-case hex)."""
-        return {
-            "type": "rfc6962-consistency",
-            "old_size": self.old_size,
-            "new_size": self.new_size,
-            "path": [h.hex() for h in self.path],
-        }
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ConsistencyProof:
-        """Inverse of :meth:`to_dict`; raises :class:`VerificationError` on bad fields."""
-        try:
-            return cls(
-                old_size=_size(data["old_size"], "old_size"),
-                new_size=_size(data["new_size"], "new_size"),
-                path=tuple(bytes.fromhex(h) for h in data["path"]),
-            )
-        except (KeyError, TypeError, ValueError) as exc:
-            if isinstance(exc, VerificationError):
-                raise
-            raise VerificationError(f"malformed consistency proof: {exc!r}") from None

@@ -1,0 +1,279 @@
+"""``openattrib ledger``: append to, inspect, prove, sign and export the verifiable ledger."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from .._io import atomic_write_text, canonical_json
+from ..errors import ValidationError, VerificationError
+
+__all__ = ["add_ledger_parser"]
+
+
+def add_ledger_parser(commands: Any) -> None:
+    """Add the ``ledger`` command and its sub-commands to an argparse sub-parsers object."""
+    top = commands.add_parser(
+        "ledger",
+        help="verifiable append-only ledger of runs and allocations",
+        description="Append runs and allocations to a Merkle-tree ledger (RFC 6962), prove "
+        "inclusion and consistency, sign C2SP checkpoints and export on-chain claims.",
+    )
+    sub = top.add_subparsers(dest="ledger_command", metavar="ACTION", required=True)
+
+    p = sub.add_parser("append", help="append an attribution run and/or an allocation")
+    p.add_argument("ledger", type=Path, help="ledger file (created if missing)")
+    p.add_argument("--run", type=Path, help="attribution JSON written by Attribution.save")
+    p.add_argument("--allocation", type=Path, help="allocation JSON written by Allocation.save")
+    p.add_argument("--for-run", type=int, help="index of the run entry the allocation came from")
+    p.add_argument("--origin", help="log name, only when creating the ledger")
+    p.set_defaults(handler=run_append)
+
+    p = sub.add_parser("show", help="print the ledger summary or one entry")
+    p.add_argument("ledger", type=Path)
+    p.add_argument("index", type=int, nargs="?", help="entry to print (default: summary)")
+    p.set_defaults(handler=run_show)
+
+    p = sub.add_parser("verify", help="recompute and check the whole ledger")
+    p.add_argument("ledger", type=Path)
+    p.add_argument("--checkpoint", type=Path, help="a published checkpoint the ledger must match")
+    p.add_argument("--key", type=Path, help="the log's public key PEM (checks signatures)")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(handler=run_verify)
+
+    p = sub.add_parser("prove", help="inclusion proof of one entry (JSON)")
+    p.add_argument("ledger", type=Path)
+    p.add_argument("index", type=int)
+    p.add_argument("--size", type=int, help="tree size to prove against (default: current)")
+    p.add_argument("--out", type=Path, help="write the proof here instead of stdout")
+    p.set_defaults(handler=run_prove)
+
+    p = sub.add_parser("checkpoint", help="sign and record the current tree head")
+    p.add_argument("ledger", type=Path)
+    p.add_argument("--key", type=Path, required=True, help="Ed25519 private key PEM")
+    p.add_argument("--origin", help="log name in the checkpoint (default: the ledger's)")
+    p.add_argument("--out", type=Path, help="write the checkpoint here instead of stdout")
+    p.set_defaults(handler=run_checkpoint)
+
+    p = sub.add_parser("consistency", help="consistency proof between two tree sizes (JSON)")
+    p.add_argument("ledger", type=Path)
+    group = p.add_mutually_exclusive_group(required=True)
+    group.add_argument("--old-size", type=int, help="the older tree size")
+    group.add_argument("--old", type=Path, help="an older signed checkpoint to check against")
+    p.add_argument("--new-size", type=int, help="the newer tree size (default: current)")
+    p.add_argument("--key", type=Path, help="public key PEM for --old (required with it)")
+    p.add_argument("--out", type=Path, help="write the proof here instead of stdout")
+    p.set_defaults(handler=run_consistency)
+
+    p = sub.add_parser("export-evm", help="OpenZeppelin Merkle tree + proofs for on-chain claims")
+    p.add_argument("allocation", type=Path, help="allocation JSON written by Allocation.save")
+    p.add_argument(
+        "--addresses", type=Path, required=True, help="CSV (contributor,address) or JSON object"
+    )
+    p.add_argument("--out", type=Path, required=True, help="claims JSON to write")
+    p.add_argument("--include-zero", action="store_true", help="keep zero-amount claimants")
+    p.set_defaults(handler=run_export_evm)
+
+    p = sub.add_parser("keygen", help="create an Ed25519 signing key (PEM) for checkpoints")
+    p.add_argument("--out", type=Path, required=True, help="private key PEM (public: OUT.pub)")
+    p.add_argument("--name", help="also print the note verifier key under this log name")
+    p.add_argument("--force", action="store_true", help="overwrite an existing key file")
+    p.set_defaults(handler=run_keygen)
+
+
+# ------------------------------------------------------------------------- helpers
+def _emit(text: str, out: Path | None) -> None:
+    if out is None:
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    else:
+        atomic_write_text(out, text if text.endswith("\n") else text + "\n")
+
+
+def _json(obj: Any) -> str:
+    return json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False)
+
+
+def _open(path: Path, create: bool = False, origin: str | None = None) -> Any:
+    from ..ledger import Ledger
+
+    return Ledger(path, create=create, origin=origin)
+
+
+def _load_run(path: Path) -> Any:
+    from ..result import Attribution
+
+    return Attribution.load(path)
+
+
+def _load_allocation(path: Path) -> Any:
+    from ..rewards import Allocation
+
+    return Allocation.load(path)
+
+
+# ------------------------------------------------------------------------ handlers
+def run_append(args: argparse.Namespace) -> int:
+    if args.run is None and args.allocation is None:
+        raise ValidationError(
+            "ledger append needs --run RESULT.json and/or --allocation ALLOC.json"
+        )
+    if args.run is not None and args.for_run is not None:
+        raise ValidationError("--for-run is only for an allocation appended without --run")
+    attribution = _load_run(args.run) if args.run is not None else None
+    allocation = _load_allocation(args.allocation) if args.allocation is not None else None
+    with _open(args.ledger, create=True, origin=args.origin) as led:
+        if attribution is not None:
+            entry = led.append_run(attribution, allocation)
+            lines = [f"appended run as entry {entry.index} (leaf {entry.leaf_hash.hex()})"]
+            if allocation is not None:
+                alloc_entry = led.entry(entry.index + 1)
+                lines.append(
+                    f"appended allocation as entry {alloc_entry.index} "
+                    f"(leaf {alloc_entry.leaf_hash.hex()})"
+                )
+        else:
+            entry = led.append_allocation(allocation, run=args.for_run)
+            lines = [f"appended allocation as entry {entry.index} (leaf {entry.leaf_hash.hex()})"]
+        lines.append(f"ledger size {led.size}, root {led.root().hex()}")
+    _emit("\n".join(lines), None)
+    return 0
+
+
+def run_show(args: argparse.Namespace) -> int:
+    with _open(args.ledger) as led:
+        if args.index is None:
+            summary = {
+                "path": str(led.path),
+                "origin": led.origin,
+                "size": led.size,
+                "root": led.root().hex(),
+                "checkpoints": len(led.checkpoints()),
+                "kinds": led.kinds(),
+            }
+            _emit(_json(summary), None)
+        else:
+            entry = led.entry(args.index)
+            _emit(
+                _json(
+                    {
+                        "index": entry.index,
+                        "leaf_hash": entry.leaf_hash.hex(),
+                        "record": entry.record,
+                    }
+                ),
+                None,
+            )
+    return 0
+
+
+def run_verify(args: argparse.Namespace) -> int:
+    from ..ledger import load_public_key, verify_checkpoint
+
+    key = load_public_key(args.key) if args.key is not None else None
+    with _open(args.ledger) as led:
+        report = led.verify(public_key=key, progress=not args.no_progress)
+        report.raise_if_bad()
+        lines = [report.summary()]
+        if args.checkpoint is not None:
+            if key is None:
+                raise ValidationError("--checkpoint needs --key PUBLIC.pem to check its signature")
+            cp = verify_checkpoint(args.checkpoint.read_text(encoding="utf-8"), key)
+            if cp.size > led.size:
+                raise VerificationError(
+                    f"checkpoint has {cp.size} entries but the ledger only {led.size} (truncated?)"
+                )
+            if led.root(cp.size) != cp.root:
+                raise VerificationError(
+                    f"the ledger's first {cp.size} entries do not match the checkpoint's root"
+                )
+            lines.append(f"checkpoint at size {cp.size}: signature valid, ledger matches its root")
+    _emit("\n".join(lines), None)
+    return 0
+
+
+def run_prove(args: argparse.Namespace) -> int:
+    with _open(args.ledger) as led:
+        proof = led.inclusion_proof(args.index, size=args.size)
+        entry = led.entry(args.index)
+        document = {
+            "proof": proof.to_dict(),
+            "root": led.root(proof.size).hex(),
+            "origin": led.origin,
+            "entry": entry.data.decode("utf-8"),
+        }
+    _emit(_json(document), args.out)
+    return 0
+
+
+def run_checkpoint(args: argparse.Namespace) -> int:
+    with _open(args.ledger) as led:
+        cp = led.checkpoint(args.key, origin=args.origin)
+    _emit(cp.text, args.out)
+    return 0
+
+
+def run_consistency(args: argparse.Namespace) -> int:
+    from ..ledger import (
+        Checkpoint,
+        load_public_key,
+        verify_checkpoint,
+        verify_checkpoint_consistency,
+    )
+
+    with _open(args.ledger) as led:
+        new_size = led.size if args.new_size is None else args.new_size
+        if args.old is not None:
+            if args.key is None:
+                raise ValidationError("--old needs --key PUBLIC.pem to check the checkpoint")
+            old = verify_checkpoint(args.old.read_text(encoding="utf-8"), load_public_key(args.key))
+            proof = led.consistency_proof(old.size, new_size)
+            new = Checkpoint(old.origin, new_size, led.root(new_size))
+            if not verify_checkpoint_consistency(old, new, proof):
+                raise VerificationError(
+                    f"the ledger at size {new_size} is NOT consistent with the checkpoint at "
+                    f"size {old.size}: the log was rewritten"
+                )
+            old_size = old.size
+        else:
+            old_size = args.old_size
+            proof = led.consistency_proof(old_size, new_size)
+        document = {
+            "proof": proof.to_dict(),
+            "old_root": led.root(old_size).hex(),
+            "new_root": led.root(new_size).hex(),
+            "origin": led.origin,
+        }
+    _emit(_json(document), args.out)
+    return 0
+
+
+def run_export_evm(args: argparse.Namespace) -> int:
+    from ..ledger.evm import export_allocation, read_address_map
+
+    allocation = _load_allocation(args.allocation)
+    claims = export_allocation(
+        allocation, read_address_map(args.addresses), include_zero=args.include_zero
+    )
+    atomic_write_text(args.out, canonical_json(claims).decode("utf-8") + "\n")
+    _emit(
+        f"wrote {len(claims['claims'])} claims with Merkle root {claims['root']} to {args.out}",
+        None,
+    )
+    return 0
+
+
+def run_keygen(args: argparse.Namespace) -> int:
+    from ..ledger import generate_signing_key, note_verifier_key, save_signing_key
+
+    if args.out.exists() and not args.force:
+        raise ValidationError(f"{args.out} exists; pass --force to overwrite the key")
+    key = generate_signing_key()
+    public_path = save_signing_key(key, args.out)
+    lines = [f"wrote private key {args.out} (keep it secret) and public key {public_path}"]
+    if args.name:
+        lines.append(f"verifier key: {note_verifier_key(args.name, key)}")
+    _emit("\n".join(lines), None)
+    return 0

@@ -1,0 +1,68 @@
+"""A verifiable, append-only ledger of attribution runs and payouts.
+
+- :mod:`~openattrib.ledger.merkle`: RFC 6962 hashing and proofs (pure functions).
+- :class:`Ledger`: the SQLite log (``append_run``, ``append_allocation``, proofs, ``verify``).
+- :mod:`~openattrib.ledger.checkpoint`: signed C2SP checkpoints (Ed25519 signed notes);
+  keys in :mod:`~openattrib.ledger.keys`, proof objects in :mod:`~openattrib.ledger.proofs`.
+- :mod:`~openattrib.ledger.evm`: OpenZeppelin ``StandardMerkleTree`` export for on-chain claims.
+
+Examples
+--------
+>>> import tempfile, pathlib, openattrib as oa
+>>> from openattrib import ledger
+>>> attr = oa.Attribution([0.7, 0.3], names=["alice", "bob"], method="demo", seed=0)
+>>> with ledger.Ledger(pathlib.Path(tempfile.mkdtemp()) / "ledger.sqlite") as led:
+...     entry = led.append_run(attr)
+...     proof = led.inclusion_proof(entry.index)
+...     ledger.verify_inclusion(proof, led.checkpoint())
+True
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from . import merkle
+from .audit import LedgerReport
+from .checkpoint import Checkpoint, verify_checkpoint
+from .keys import (
+    generate_signing_key,
+    load_public_key,
+    load_signing_key,
+    note_verifier_key,
+    save_signing_key,
+)
+from .log import Ledger, LedgerEntry
+from .proofs import (
+    ConsistencyProof,
+    InclusionProof,
+    verify_checkpoint_consistency,
+    verify_inclusion,
+)
+
+__all__ = [
+    "Checkpoint",
+    "ConsistencyProof",
+    "InclusionProof",
+    "Ledger",
+    "LedgerEntry",
+    "LedgerReport",
+    "evm",
+    "generate_signing_key",
+    "load_public_key",
+    "load_signing_key",
+    "merkle",
+    "note_verifier_key",
+    "save_signing_key",
+    "verify_checkpoint",
+    "verify_checkpoint_consistency",
+    "verify_inclusion",
+]
+
+
+def __getattr__(name: str) -> Any:
+    # The EVM export pulls in eth_abi and eth_utils (~0.3 s); load it on first use.
+    if name == "evm":
+        return importlib.import_module(".evm", __name__)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,433 @@
+"""``Ledger``: an append-only, verifiable log of attribution runs and allocations in SQLite.
+
+Storage design (one SQLite file, WAL journal, ``synchronous=FULL``, no server):
+
+- ``entries(idx INTEGER PRIMARY KEY, data BLOB, leaf_hash BLOB)``: the canonical-JSON
+  records and their RFC 6962 leaf hashes.
+- ``nodes(level, idx, hash) WITHOUT ROWID``: every *perfect* subtree hash (``2**level``
+  leaves starting at ``idx * 2**level``, ``level >= 1``), written when its last leaf is
+  appended. That is ``n - popcount(n)`` rows for ``n`` entries (about one per entry), and an
+  append writes one node on average (at most ``log2 n``).
+- ``checkpoints``: every signed checkpoint the ledger issued; ``meta``: format, origin, size.
+
+Any tree head, inclusion proof or consistency proof is a fold of ``O(log n)`` perfect
+subtrees, so proofs in a log of a million entries cost a few dozen primary-key look-ups.
+Each append is one ``BEGIN IMMEDIATE`` transaction (concurrent writers, even in other
+processes, wait on the busy timeout and serialise; an entry's index is the size before it);
+triggers refuse ``UPDATE`` and ``DELETE``. :meth:`Ledger.verify` trusts none of the stored
+hashes: it recomputes every leaf and node from the entries and checks the signed checkpoints.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import sqlite3
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from .._io import canonical_json
+from ..errors import LedgerError, ValidationError
+from . import merkle
+from .audit import LedgerReport, audit
+from .checkpoint import Checkpoint
+from .keys import load_signing_key
+from .proofs import ConsistencyProof, InclusionProof
+from .records import LedgerEntry, allocation_record, check_source, run_record
+
+__all__ = ["Ledger", "LedgerEntry"]
+
+FORMAT = "openattrib.ledger/1"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS entries (idx INTEGER PRIMARY KEY, data BLOB NOT NULL,
+                                    leaf_hash BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS nodes (level INTEGER NOT NULL, idx INTEGER NOT NULL,
+                                  hash BLOB NOT NULL, PRIMARY KEY (level, idx)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS checkpoints (id INTEGER PRIMARY KEY, size INTEGER NOT NULL,
+                                        root BLOB NOT NULL, origin TEXT NOT NULL,
+                                        text TEXT NOT NULL);
+"""
+_APPEND_ONLY = ("entries", "nodes", "checkpoints")
+
+
+class Ledger:
+    """Append-only, Merkle-verifiable log of runs and allocations in one SQLite file.
+
+    Parameters
+    ----------
+    path : str or Path
+        The database file; created (with its folder) unless ``create=False``.
+    origin : str, optional
+        The log's name in its checkpoints (fixed at creation; default a random
+        ``openattrib/<hex>`` name). Must match when reopening.
+    create : bool
+        Create the file if missing (default True).
+    busy_timeout : float
+        Seconds to wait for another writer before failing.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "ledger.sqlite"
+    >>> with Ledger(path) as led:
+    ...     led.size
+    0
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        *,
+        origin: str | None = None,
+        create: bool = True,
+        busy_timeout: float = 60.0,
+    ) -> None:
+        self.path = Path(path)
+        if not self.path.exists():
+            if not create:
+                raise LedgerError(f"ledger file not found: {self.path}")
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(self.path, timeout=busy_timeout, isolation_level=None)
+        try:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
+            self._origin = self._initialise(origin)
+        except sqlite3.DatabaseError as exc:
+            self._db.close()
+            raise LedgerError(f"{self.path} is not a usable openattrib ledger: {exc}") from None
+        except BaseException:
+            self._db.close()
+            raise
+
+    # ------------------------------------------------------------------ plumbing
+    def _initialise(self, origin: str | None) -> str:
+        with self._write():
+            tables = {r[0] for r in self._db.execute("SELECT name FROM sqlite_master")}
+            if "entries" in tables and "meta" not in tables:
+                raise LedgerError(f"{self.path} is a SQLite file but not an openattrib ledger")
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    self._db.execute(statement)
+            for table in _APPEND_ONLY:
+                for action in ("UPDATE", "DELETE"):
+                    self._db.execute(
+                        f"CREATE TRIGGER IF NOT EXISTS {table}_no_{action.lower()} BEFORE "
+                        f"{action} ON {table} BEGIN SELECT RAISE(ABORT, "
+                        f"'the ledger is append-only: {action} on {table} is not allowed'); END"
+                    )
+            meta = dict(self._db.execute("SELECT key, value FROM meta"))
+            if not meta:
+                if "entries" in tables and self._db.execute("SELECT 1 FROM entries").fetchone():
+                    raise LedgerError(f"{self.path} has entries but no ledger metadata")
+                stored = origin or f"openattrib/{secrets.token_hex(8)}"
+                Checkpoint(stored, 0, merkle.EMPTY_ROOT)  # validates the origin
+                self._db.executemany(
+                    "INSERT INTO meta(key, value) VALUES (?, ?)",
+                    [("format", FORMAT), ("origin", stored), ("size", "0")],
+                )
+                return stored
+            if meta.get("format") != FORMAT:
+                raise LedgerError(
+                    f"{self.path} has ledger format {meta.get('format')!r}, expected {FORMAT!r}"
+                )
+            if origin is not None and origin != meta["origin"]:
+                raise LedgerError(
+                    f"{self.path} is the log {meta['origin']!r}, not {origin!r}; "
+                    "open it without origin= or with its own origin"
+                )
+            return meta["origin"]
+
+    @contextmanager
+    def _write(self) -> Iterator[None]:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    @contextmanager
+    def _read(self) -> Iterator[None]:
+        if self._db.in_transaction:  # already inside a snapshot
+            yield
+            return
+        self._db.execute("BEGIN")
+        try:
+            yield
+        finally:
+            self._db.execute("COMMIT")
+
+    def _count(self) -> int:
+        return self._db.execute("SELECT COALESCE(MAX(idx) + 1, 0) FROM entries").fetchone()[0]
+
+    def _perfect(self, level: int, index: int) -> bytes:
+        if level == 0:
+            row = self._db.execute("SELECT leaf_hash FROM entries WHERE idx = ?", (index,))
+        else:
+            row = self._db.execute(
+                "SELECT hash FROM nodes WHERE level = ? AND idx = ?", (level, index)
+            )
+        found = row.fetchone()
+        if found is None:
+            raise LedgerError(
+                f"tree node (level {level}, index {index}) is missing from {self.path}; "
+                "the file is damaged -- run Ledger.verify()"
+            )
+        return found[0]
+
+    def _check_size(self, size: int | None, what: str = "size") -> int:
+        current = self._count()
+        if size is None:
+            return current
+        if isinstance(size, bool) or not isinstance(size, int) or not 0 <= size <= current:
+            raise ValidationError(
+                f"{what} must be an int in 0..{current} (the ledger size), got {size!r}"
+            )
+        return size
+
+    # -------------------------------------------------------------------- append
+    def _append(self, builders: list[Callable[[int], dict[str, Any]]]) -> list[LedgerEntry]:
+        """Append records in one transaction; ``builders[k](index)`` makes the k-th record."""
+        out = []
+        with self._write():
+            size = self._count()
+            recorded = int(
+                self._db.execute("SELECT value FROM meta WHERE key='size'").fetchone()[0]
+            )
+            if recorded != size:
+                raise LedgerError(
+                    f"{self.path} is damaged: it records {recorded} entries but holds {size}; "
+                    "run Ledger.verify() and restore it from a backup"
+                )
+            fresh: dict[tuple[int, int], bytes] = {}
+            for build in builders:
+                record = build(size)
+                record["index"] = size
+                data = canonical_json(record)
+                leaf = merkle.leaf_hash(data)
+                self._db.execute(
+                    "INSERT INTO entries(idx, data, leaf_hash) VALUES (?, ?, ?)", (size, data, leaf)
+                )
+                fresh[(0, size)] = leaf
+                node, level, index = leaf, 0, size
+                while index & 1:  # a right child completes its parent
+                    left = fresh.get((level, index - 1)) or self._perfect(level, index - 1)
+                    node = merkle.node_hash(left, node)
+                    level, index = level + 1, index >> 1
+                    fresh[(level, index)] = node
+                    self._db.execute(
+                        "INSERT INTO nodes(level, idx, hash) VALUES (?, ?, ?)", (level, index, node)
+                    )
+                out.append(LedgerEntry(size, leaf, data))
+                size += 1
+            self._db.execute("UPDATE meta SET value = ? WHERE key = 'size'", (str(size),))
+        return out
+
+    def append_run(self, attribution: Any, allocation: Any = None) -> LedgerEntry:
+        """Record an attribution run (and, optionally, the allocation made from it).
+
+        With ``allocation`` both are appended in one transaction, the allocation right after
+        the run (index ``entry.index + 1``) and pointing to it. Returns the run's entry.
+
+        Examples
+        --------
+        >>> import tempfile, pathlib, openattrib as oa
+        >>> attr = oa.Attribution([0.5, 0.5], names=["a", "b"], method="demo", seed=0)
+        >>> with Ledger(pathlib.Path(tempfile.mkdtemp()) / "l.sqlite") as led:
+        ...     entry = led.append_run(attr)
+        >>> entry.index, entry.kind
+        (0, 'run')
+        """
+        run = run_record(attribution)
+        builders = [lambda index: dict(run)]
+        if allocation is not None:
+            alloc = allocation_record(allocation, run=None)
+            check_source(alloc, run)
+            builders.append(lambda index: {**alloc, "run": index - 1})
+        return self._append(builders)[0]
+
+    def append_allocation(self, allocation: Any, run: int | None = None) -> LedgerEntry:
+        """Record an allocation, linked to the run entry at index ``run`` when given."""
+        record = allocation_record(allocation, run=run)
+
+        def build(index: int) -> dict[str, Any]:
+            if run is not None:
+                if isinstance(run, bool) or not isinstance(run, int) or not 0 <= run < index:
+                    raise ValidationError(f"run must be the index of an earlier entry, got {run!r}")
+                linked = self.entry(run).record
+                if linked["kind"] != "run":
+                    raise ValidationError(f"entry {run} is not an attribution run")
+                check_source(record, linked)
+            return dict(record)
+
+        return self._append([build])[0]
+
+    # --------------------------------------------------------------------- read
+    @property
+    def origin(self) -> str:
+        """The log's name, the first line of its checkpoints."""
+        return self._origin
+
+    @property
+    def size(self) -> int:
+        """Number of entries."""
+        return self._count()
+
+    def __len__(self) -> int:
+        return self.size
+
+    def entry(self, index: int) -> LedgerEntry:
+        """The entry at ``index`` (``0 <= index < size``)."""
+        with self._read():
+            size = self._count()
+            if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < size:
+                raise ValidationError(f"entry index must be an int in 0..{size - 1}, got {index!r}")
+            row = self._db.execute(
+                "SELECT data, leaf_hash FROM entries WHERE idx = ?", (index,)
+            ).fetchone()
+        if row is None:
+            raise LedgerError(f"entry {index} is missing from {self.path}; run Ledger.verify()")
+        return LedgerEntry(index, bytes(row[1]), bytes(row[0]))
+
+    def entries(self, start: int = 0, stop: int | None = None) -> Iterator[LedgerEntry]:
+        """Iterate over stored entries ``start <= index < stop`` (streamed, not all in memory)."""
+        stop = self.size if stop is None else stop
+        query = "SELECT idx, data, leaf_hash FROM entries WHERE idx >= ? AND idx < ? ORDER BY idx"
+        for idx, data, leaf in self._db.execute(query, (start, stop)):
+            yield LedgerEntry(idx, bytes(leaf), bytes(data))
+
+    def kinds(self) -> dict[str, int]:
+        """Number of entries of each kind (``{"run": 3, "allocation": 2}``)."""
+        try:
+            rows = self._db.execute(
+                "SELECT json_extract(CAST(data AS TEXT), '$.kind'), COUNT(*) FROM entries GROUP BY 1"
+            ).fetchall()
+        except sqlite3.OperationalError:  # pragma: no cover - SQLite without JSON functions
+            counts: dict[str, int] = {}
+            for entry in self.entries():
+                counts[entry.kind] = counts.get(entry.kind, 0) + 1
+            return counts
+        return {str(kind): count for kind, count in rows}
+
+    def root(self, size: int | None = None) -> bytes:
+        """RFC 6962 root hash of the first ``size`` entries (default: all)."""
+        with self._read():
+            return merkle.tree_root(self._perfect, self._check_size(size))
+
+    def inclusion_proof(self, index: int, size: int | None = None) -> InclusionProof:
+        """Proof that entry ``index`` is in the tree of the first ``size`` entries.
+
+        Examples
+        --------
+        >>> import tempfile, pathlib, openattrib as oa
+        >>> from openattrib import ledger
+        >>> attr = oa.Attribution([1.0], names=["a"], method="demo")
+        >>> with Ledger(pathlib.Path(tempfile.mkdtemp()) / "l.sqlite") as led:
+        ...     entry = led.append_run(attr); _ = led.append_run(attr)
+        ...     proof = led.inclusion_proof(entry.index)
+        ...     ledger.verify_inclusion(proof, led.checkpoint())
+        True
+        """
+        with self._read():
+            size = self._check_size(size)
+            if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < size:
+                raise ValidationError(f"index must be an int in 0..{size - 1}, got {index!r}")
+            path = merkle.tree_inclusion_proof(self._perfect, index, size)
+            return InclusionProof(index, size, bytes(self._perfect(0, index)), tuple(path))
+
+    def consistency_proof(self, old_size: int, new_size: int | None = None) -> ConsistencyProof:
+        """Proof that the first ``new_size`` entries extend the first ``old_size`` ones."""
+        with self._read():
+            new_size = self._check_size(new_size, "new_size")
+            old_size = self._check_size(old_size, "old_size")
+            if old_size > new_size:
+                raise ValidationError(f"old_size {old_size} is larger than new_size {new_size}")
+            path = merkle.tree_consistency_proof(self._perfect, old_size, new_size)
+            return ConsistencyProof(old_size, new_size, tuple(path))
+
+    # --------------------------------------------------------------- checkpoints
+    def checkpoint(
+        self, key: Any = None, *, origin: str | None = None, key_name: str | None = None
+    ) -> Checkpoint:
+        """The current tree head; signed (Ed25519) and recorded when ``key`` is given.
+
+        Before signing, the new head is proven consistent with the last checkpoint this
+        ledger signed; a log must never sign two inconsistent heads (c2sp.org/tlog-checkpoint).
+        ``key`` is an Ed25519 private key or a path to its PEM file.
+        """
+        origin = origin or self.origin
+        if key is None:
+            with self._read():
+                size = self._count()
+                return Checkpoint(origin, size, merkle.tree_root(self._perfect, size))
+        signing_key = load_signing_key(key)
+        with self._write():
+            size = self._count()
+            root = merkle.tree_root(self._perfect, size)
+            last = self._db.execute(
+                "SELECT size, root FROM checkpoints ORDER BY id DESC LIMIT 1"
+            ).fetchone()
+            if last is not None:
+                old_size, old_root = last[0], bytes(last[1])
+                if old_size > size or not merkle.verify_consistency(
+                    old_size,
+                    size,
+                    old_root,
+                    root,
+                    merkle.tree_consistency_proof(self._perfect, old_size, size),
+                ):
+                    raise LedgerError(
+                        f"refusing to sign: the log (size {size}) is not consistent with the "
+                        f"checkpoint it signed at size {old_size}; run Ledger.verify()"
+                    )
+            cp = Checkpoint(origin, size, root).sign(signing_key, key_name)
+            self._db.execute(
+                "INSERT INTO checkpoints(size, root, origin, text) VALUES (?, ?, ?, ?)",
+                (size, root, origin, cp.text),
+            )
+        return cp
+
+    def checkpoints(self) -> list[Checkpoint]:
+        """Every checkpoint this ledger signed, oldest first."""
+        rows = self._db.execute("SELECT text FROM checkpoints ORDER BY id").fetchall()
+        return [Checkpoint.parse(text) for (text,) in rows]
+
+    # ------------------------------------------------------------------- verify
+    def verify(self, *, public_key: Any = None, progress: bool = False) -> LedgerReport:
+        """Recompute every leaf and tree node from the stored entries and check them.
+
+        Detects changed bytes, deleted, inserted or reordered entries, damaged tree nodes and
+        a log that no longer matches a checkpoint it signed (whose signatures are checked too
+        when ``public_key`` is given). Returns a report whose ``first_bad_index`` is the first
+        entry found wrong (``None`` when all is well); ``report.raise_if_bad()`` turns a
+        failure into :class:`~openattrib.errors.VerificationError`.
+
+        Examples
+        --------
+        >>> import tempfile, pathlib
+        >>> with Ledger(pathlib.Path(tempfile.mkdtemp()) / "l.sqlite") as led:
+        ...     led.verify().ok
+        True
+        """
+        with self._read():
+            return audit(self._db, progress=progress, public_key=public_key)
+
+    # ------------------------------------------------------------------ lifetime
+    def close(self) -> None:
+        """Close the database connection."""
+        self._db.close()
+
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Ledger({str(self.path)!r}, origin={self.origin!r})"

@@ -1,0 +1,210 @@
+"""The typed records a ledger stores: attribution runs and allocations.
+
+Each entry is canonical JSON (sorted keys, UTF-8, no NaN; :func:`openattrib._io.canonical_json`)
+of one record plus its own position ``index`` in the log, so reordering stored rows is
+detected. Token amounts are written as decimal strings so that readers in languages with
+53-bit numbers (JavaScript) keep them exact.
+
+``run`` records hold everything needed to reproduce a result: the method, its parameters, the
+seed, the full provenance dict (dataset content hash, model, scorer, versions, ...) and the
+result's hash. ``allocation`` records hold the payout (contributor -> amount), the pool, the
+policy, the allocation's hash, the index of the run it came from and (``source``) that run's
+result hash when the allocation knows it.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
+
+from ..errors import LedgerError, UnsupportedError, ValidationError
+
+__all__ = [
+    "SCHEMA",
+    "KINDS",
+    "LedgerEntry",
+    "package_version",
+    "run_record",
+    "allocation_record",
+    "parse_entry",
+]
+
+SCHEMA = 1
+KINDS = ("run", "allocation")
+_HEX64 = re.compile(r"^[0-9a-f]{64}$")
+
+
+@functools.lru_cache(maxsize=1)
+def package_version() -> str:
+    """Installed openattrib version, ``"0+unknown"`` in a bare checkout."""
+    try:
+        from importlib.metadata import version
+
+        return version("openattrib")
+    except Exception:  # pragma: no cover - only without an install
+        return "0+unknown"
+
+
+def _result_hash(obj: Any, what: str) -> str:
+    value = obj.result_hash()
+    if not isinstance(value, str) or not _HEX64.match(value):
+        raise ValidationError(
+            f"{what}.result_hash() must return a lower-case hex SHA-256 (64 characters), "
+            f"got {value!r}"
+        )
+    return value
+
+
+def run_record(attribution: Any) -> dict[str, Any]:
+    """The ledger record of an attribution run (without its ``index``).
+
+    ``attribution`` is anything with ``method``, ``parameters`` (dict), ``seed``,
+    ``provenance`` (dict) and ``result_hash()`` -- an :class:`openattrib.Attribution`.
+    """
+    try:
+        method = attribution.method
+        parameters = attribution.parameters
+        seed = attribution.seed
+        provenance = attribution.provenance
+        result_hash = _result_hash(attribution, "attribution")
+    except AttributeError as exc:
+        raise UnsupportedError(
+            "append_run needs an Attribution-like object with method, parameters, seed, "
+            f"provenance and result_hash(); {type(attribution).__name__} lacks {exc.name!r}"
+        ) from None
+    if not isinstance(parameters, Mapping) or not isinstance(provenance, Mapping):
+        raise ValidationError("attribution.parameters and attribution.provenance must be dicts")
+    provenance = dict(provenance)
+    record = {
+        "kind": "run",
+        "schema": SCHEMA,
+        "method": str(method),
+        "parameters": dict(parameters),
+        "seed": seed,
+        "provenance": provenance,
+        "result_hash": result_hash,
+        "dataset_hash": provenance.get("dataset_hash"),
+        "estimator": provenance.get("model", provenance.get("estimator")),
+        "package_version": provenance.get("package_version") or package_version(),
+        "recorded_by": f"openattrib {package_version()}",
+    }
+    return record
+
+
+def allocation_record(allocation: Any, run: int | None) -> dict[str, Any]:
+    """The ledger record of an allocation (without its ``index``).
+
+    ``allocation`` is anything with ``amounts`` (contributor -> int), ``pool`` (int),
+    ``policy`` (str) and ``result_hash()``.
+    """
+    try:
+        amounts = allocation.amounts
+        pool = allocation.pool
+        policy = allocation.policy
+        allocation_hash = _result_hash(allocation, "allocation")
+    except AttributeError as exc:
+        raise UnsupportedError(
+            "append_allocation needs an Allocation-like object with amounts, pool, policy and "
+            f"result_hash(); {type(allocation).__name__} lacks {exc.name!r}"
+        ) from None
+    if not isinstance(amounts, Mapping):
+        raise ValidationError(f"allocation.amounts must be a dict, got {type(amounts).__name__}")
+    if isinstance(pool, bool) or not isinstance(pool, int) or pool < 0:
+        raise ValidationError(f"allocation.pool must be a non-negative int, got {pool!r}")
+    clean: dict[str, str] = {}
+    for name, amount in amounts.items():
+        if isinstance(amount, bool) or not isinstance(amount, int) or amount < 0:
+            raise ValidationError(
+                f"allocation amount for {name!r} must be a non-negative int (token base units), "
+                f"got {amount!r}"
+            )
+        clean[str(name)] = str(amount)
+    total = sum(int(v) for v in clean.values())
+    if total > pool:
+        raise ValidationError(
+            f"allocation pays out {total} but its pool is only {pool}; amounts must sum to at "
+            "most the pool"
+        )
+    source = getattr(allocation, "source", None)
+    if source is not None and not (isinstance(source, str) and _HEX64.match(source)):
+        raise ValidationError(
+            f"allocation.source must be the result_hash of an attribution, got {source!r}"
+        )
+    return {
+        "kind": "allocation",
+        "schema": SCHEMA,
+        "amounts": clean,
+        "pool": str(pool),
+        "total": str(total),
+        "policy": str(policy),
+        "allocation_hash": allocation_hash,
+        "run": run,
+        "source": source,
+        "recorded_by": f"openattrib {package_version()}",
+    }
+
+
+def parse_entry(data: bytes, index: int) -> dict[str, Any]:
+    """Decode stored entry bytes and check they are a canonical record for position ``index``.
+
+    Raises :class:`LedgerError` naming the problem.
+    """
+    try:
+        record = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise LedgerError(f"entry {index} is not valid UTF-8 JSON ({exc})") from None
+    if not isinstance(record, dict):
+        raise LedgerError(f"entry {index} is not a JSON object")
+    try:  # the same bytes canonical_json gives, minus its numpy handling (not needed here)
+        canonical = json.dumps(
+            record, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+        ).encode("utf-8")
+    except ValueError as exc:
+        raise LedgerError(f"entry {index} cannot be canonical JSON: {exc}") from None
+    if canonical != data:
+        raise LedgerError(f"entry {index} is not in canonical JSON form")
+    if record.get("index") != index:
+        raise LedgerError(
+            f"entry stored at position {index} says it is entry {record.get('index')!r} "
+            "(entries were reordered or replaced)"
+        )
+    if record.get("kind") not in KINDS:
+        raise LedgerError(f"entry {index} has unknown kind {record.get('kind')!r}")
+    return record
+
+
+def check_source(allocation_record: dict[str, Any], run: dict[str, Any]) -> None:
+    """Refuse to link an allocation to a run whose result it was not computed from."""
+    source = allocation_record.get("source")
+    if source is not None and source != run.get("result_hash"):
+        raise ValidationError(
+            f"the allocation was computed from result {source[:12]}..., but run entry "
+            f"{run.get('index', '(new)')} holds result {str(run.get('result_hash'))[:12]}...; "
+            "link it to the run it came from"
+        )
+
+
+@dataclass(frozen=True)
+class LedgerEntry:
+    """One stored entry: its position ``index``, RFC 6962 ``leaf_hash`` and raw ``data``."""
+
+    index: int
+    leaf_hash: bytes
+    data: bytes
+
+    @cached_property
+    def record(self) -> dict[str, Any]:
+        """The decoded record (a dict with ``kind`` ``"run"`` or ``"allocation"``)."""
+        return parse_entry(self.data, self.index)
+
+    @property
+    def kind(self) -> str:
+        return self.record["kind"]
+
+    def __repr__(self) -> str:
+        return f"LedgerEntry(index={self.index}, kind={self.kind!r}, leaf_hash={self.leaf_hash.hex()[:16]}...)"
