@@ -6,6 +6,7 @@ The public API is re-exported here; see ``DESIGN.md`` for the architecture.
 from __future__ import annotations
 
 from . import datasets, ledger, rewards, toy_games
+from . import stopping as stop
 from .data import Dataset
 from .errors import (
     BudgetError,
@@ -15,7 +16,19 @@ from .errors import (
     ValidationError,
     VerificationError,
 )
-from .estimators import exact_banzhaf, exact_semivalue, exact_shapley, loo
+from .estimators import (
+    KNNShapleyPerTest,
+    banzhaf,
+    beta_shapley,
+    data_oob,
+    exact_banzhaf,
+    exact_semivalue,
+    exact_shapley,
+    knn_shapley,
+    loo,
+    permutation_shapley,
+    semivalue,
+)
 from .games import FunctionGame, Game, ModelUtility
 from .ledger import Ledger
 from .result import Attribution, package_version
@@ -24,6 +37,14 @@ from .rewards import Allocation, allocate
 __version__ = package_version()
 
 __all__ = [
+    "KNNShapleyPerTest",
+    "banzhaf",
+    "beta_shapley",
+    "data_oob",
+    "knn_shapley",
+    "permutation_shapley",
+    "semivalue",
+    "stop",
     "Allocation",
     "Attribution",
     "BudgetError",

@@ -10,7 +10,7 @@ from sklearn.linear_model import LogisticRegression
 
 import openattrib as oa
 from openattrib.cli import main
-from openattrib.cli.value import standardize
+from openattrib.recipe import standardize
 
 
 @pytest.fixture(scope="module")
@@ -138,3 +138,129 @@ def test_demo_runs_and_writes_results(tmp_path, capsys):
     assert "alice" in printed and "Shapley values sum to" in printed
     saved = json.loads((tmp_path / "shapley.json").read_text())
     assert saved["level"] == "contributors" and len(saved["names"]) == 8
+
+
+def test_monte_carlo_without_stopping_rule_is_a_clear_error(csv_file, tmp_path, capsys):
+    path, _ = csv_file
+    code = main(
+        [
+            "value",
+            "--data",
+            str(path),
+            "--target",
+            "label",
+            "--contributor",
+            "contributor",
+            "--method",
+            "tmc",
+            "--out",
+            str(tmp_path / "o.json"),
+            "--no-progress",
+        ]
+    )
+    assert code == 1
+    assert "--max-samples" in capsys.readouterr().err
+
+
+def test_tmc_same_seed_same_values_and_recipe_recorded(csv_file, tmp_path):
+    path, _ = csv_file
+    base = [
+        "value",
+        "--data",
+        str(path),
+        "--target",
+        "label",
+        "--contributor",
+        "contributor",
+        "--method",
+        "tmc",
+        "--max-samples",
+        "6",
+        "--seed",
+        "5",
+        "--no-progress",
+    ]
+    assert main([*base, "--out", str(tmp_path / "a.json")]) == 0
+    assert main([*base, "--n-jobs", "2", "--out", str(tmp_path / "b.json")]) == 0
+    a, b = oa.Attribution.load(tmp_path / "a.json"), oa.Attribution.load(tmp_path / "b.json")
+    np.testing.assert_array_equal(a.values, b.values)
+    assert a.stderr is not None and a.result_hash() == b.result_hash()
+    assert a.provenance["recipe"]["params"] == {"stop": "MaxSamples(6)", "truncation": 0.01}
+
+
+def test_knn_method_equals_api(csv_file, tmp_path):
+    path, _ = csv_file
+    out = tmp_path / "knn.json"
+    assert (
+        main(
+            [
+                "value",
+                "--data",
+                str(path),
+                "--target",
+                "label",
+                "--contributor",
+                "contributor",
+                "--players",
+                "points",
+                "--method",
+                "knn",
+                "--k",
+                "3",
+                "--out",
+                str(out),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
+    ds = oa.Dataset.from_csv(path, target="label", contributor="contributor")
+    train, valid = standardize(*ds.split(test_size=0.3, seed=0))
+    expected = oa.knn_shapley(train, valid, k=3, progress=False)
+    np.testing.assert_array_equal(oa.Attribution.load(out).values, expected.values)
+
+
+def test_oob_by_contributor(csv_file, tmp_path):
+    path, _ = csv_file
+    out = tmp_path / "oob.json"
+    assert (
+        main(
+            [
+                "value",
+                "--data",
+                str(path),
+                "--target",
+                "label",
+                "--contributor",
+                "contributor",
+                "--method",
+                "oob",
+                "--n-estimators",
+                "30",
+                "--out",
+                str(out),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
+    result = oa.Attribution.load(out)
+    assert result.level == "contributors" and result.counts is not None
+
+
+def test_ledger_reproduce_recomputes_a_recorded_run(csv_file, tmp_path, capsys):
+    path, _ = csv_file
+    out, ledger = tmp_path / "run.json", tmp_path / "ledger.sqlite"
+    assert main(["value", "--data", str(path), "--target", "label", "--contributor", "contributor",
+                 "--method", "banzhaf", "--max-samples", "20", "--seed", "9", "--out", str(out),
+                 "--no-progress"]) == 0
+    assert main(["ledger", "append", str(ledger), "--run", str(out)]) == 0
+    capsys.readouterr()
+    assert main(["ledger", "reproduce", str(ledger), "0", "--data", str(path), "--no-progress"]) == 0
+    assert "matches bit for bit" in capsys.readouterr().out
+    # other data: refused with the two hashes named
+    other = tmp_path / "other.csv"
+    lines = path.read_text().splitlines()
+    other.write_text("\n".join(lines[:-1]) + "\n")
+    assert main(["ledger", "reproduce", str(ledger), "0", "--data", str(other), "--no-progress"]) == 1
+    assert "content hash" in capsys.readouterr().err

@@ -77,6 +77,17 @@ def add_ledger_parser(commands: Any) -> None:
     p.add_argument("--include-zero", action="store_true", help="keep zero-amount claimants")
     p.set_defaults(handler=run_export_evm)
 
+    p = sub.add_parser(
+        "reproduce", help="recompute a recorded run from its recipe and check its result hash"
+    )
+    p.add_argument("ledger", type=Path)
+    p.add_argument("index", type=int, help="index of the run entry")
+    p.add_argument("--data", required=True, type=Path, help="the training CSV the run used")
+    p.add_argument("--valid", type=Path, help="the validation CSV, if the run used one")
+    p.add_argument("--n-jobs", type=int, default=1, help="does not change the numbers")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(handler=run_reproduce)
+
     p = sub.add_parser("keygen", help="create an Ed25519 signing key (PEM) for checkpoints")
     p.add_argument("--out", type=Path, required=True, help="private key PEM (public: OUT.pub)")
     p.add_argument("--name", help="also print the note verifier key under this log name")
@@ -277,3 +288,42 @@ def run_keygen(args: argparse.Namespace) -> int:
         lines.append(f"verifier key: {note_verifier_key(args.name, key)}")
     _emit("\n".join(lines), None)
     return 0
+
+
+def run_reproduce(args: argparse.Namespace) -> int:
+    from ..data import Dataset
+    from ..errors import ValidationError
+    from ..recipe import compute, depends_on_time, prepare_data
+
+    with _open(args.ledger) as led:
+        entry = led.entry(args.index)
+    record = entry.record
+    if record.get("kind") != "run":
+        raise ValidationError(f"entry {args.index} is a {record.get('kind')!r} entry, not a run")
+    recipe = (record.get("provenance") or {}).get("recipe")
+    if not recipe:
+        raise ValidationError(
+            f"run {args.index} has no recipe in its provenance (it was not produced by "
+            "openattrib value / demo / compute); it cannot be recomputed automatically"
+        )
+    data = Dataset.from_csv(
+        args.data, target=recipe["target"], contributor=recipe.get("contributor")
+    )
+    valid = Dataset.from_csv(args.valid, target=recipe["target"]) if args.valid else None
+    train, valid = prepare_data(recipe, data, valid)
+    if train.content_hash() != record.get("dataset_hash"):
+        raise ValidationError(
+            f"{args.data} does not give the recorded training data: content hash "
+            f"{train.content_hash()[:16]}... but the run recorded {str(record.get('dataset_hash'))[:16]}..."
+        )
+    result = compute(recipe, train, valid, progress=not args.no_progress, n_jobs=args.n_jobs)
+    recomputed = result.result_hash()
+    same = recomputed == record["result_hash"]
+    print(f"recorded result hash   {record['result_hash']}")
+    print(f"recomputed result hash {recomputed}")
+    if same:
+        print(f"reproduced: run {args.index} ({record['method']}) matches bit for bit")
+        return 0
+    note = " (its stopping rule depends on wall time)" if depends_on_time(recipe) else ""
+    print(f"NOT reproduced: run {args.index} differs{note}")
+    return 1

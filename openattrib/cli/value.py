@@ -10,11 +10,7 @@ import numpy as np
 
 from ..data import Dataset
 from ..errors import ValidationError
-from ..games import ModelUtility
-from ..result import Attribution
-
-MODELS = ("logistic", "knn", "ridge", "tree")
-GAME_METHODS = ("exact", "banzhaf-exact", "loo")
+from ..recipe import METHODS, MODELS, compute, prepare_data
 
 
 def add_value_parser(commands: Any) -> None:
@@ -41,85 +37,85 @@ def add_value_parser(commands: Any) -> None:
     p.add_argument(
         "--scorer", default=None, help="scikit-learn scorer name (default accuracy / r2)"
     )
-    p.add_argument("--method", choices=GAME_METHODS, default="exact")
+    methods = ", ".join(f"{name} ({text})" for name, (_, text) in METHODS.items())
+    p.add_argument("--method", choices=list(METHODS), default="exact", help=methods)
     p.add_argument("--seed", type=int, default=0)
+    mc = p.add_argument_group("Monte Carlo methods (permutation, tmc, beta, banzhaf)")
+    mc.add_argument(
+        "--max-samples", type=int, help="stop after this many permutations / coalitions"
+    )
+    mc.add_argument("--max-time", type=float, help="stop after this many seconds")
+    mc.add_argument("--stderr", type=float, help="stop when every standard error is below this")
+    mc.add_argument("--truncation", type=float, default=0.01, help="TMC tolerance (relative)")
+    mc.add_argument("--alpha", type=float, default=16.0, help="Beta Shapley alpha")
+    mc.add_argument("--beta", type=float, default=1.0, help="Beta Shapley beta")
+    other = p.add_argument_group("knn and oob")
+    other.add_argument("--k", type=int, default=5, help="neighbours for KNN-Shapley")
+    other.add_argument("--n-estimators", type=int, default=1000, help="bags for Data-OOB")
+    run = p.add_argument_group("where it runs (does not change the numbers)")
+    run.add_argument("--n-jobs", type=int, default=1)
+    run.add_argument("--scheduler", help="Dask scheduler address, e.g. tcp://127.0.0.1:8786")
     p.add_argument("--no-standardize", action="store_true", help="do not standardise features")
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--out", required=True, type=Path, help="where to write the attribution JSON")
     p.set_defaults(handler=run_value)
 
 
-def make_model(name: str, task: str, seed: int) -> Any:
-    """The scikit-learn estimator a CLI model name stands for."""
-    from sklearn.linear_model import LinearRegression, LogisticRegression, Ridge, RidgeClassifier
-    from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
-    from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
-
-    classification = task == "classification"
-    if name == "logistic":
-        if not classification:
-            return LinearRegression()
-        return LogisticRegression(max_iter=1000)
-    if name == "knn":
-        return KNeighborsClassifier(5) if classification else KNeighborsRegressor(5)
-    if name == "ridge":
-        return RidgeClassifier() if classification else Ridge()
-    if name == "tree":
-        cls = DecisionTreeClassifier if classification else DecisionTreeRegressor
-        return cls(max_depth=5, random_state=seed)
-    raise ValidationError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}")
-
-
-def standardize(train: Dataset, valid: Dataset) -> tuple[Dataset, Dataset]:
-    """Scale features by the training mean and standard deviation (constant columns kept)."""
-    mean = train.X.mean(axis=0)
-    scale = train.X.std(axis=0)
-    scale[scale == 0] = 1.0
-
-    def rescale(ds: Dataset) -> Dataset:
-        return Dataset(
-            (ds.X - mean) / scale,
-            ds.y,
-            contributors=ds.contributors,
-            feature_names=ds.feature_names,
-            target_name=ds.target_name,
-        )
-
-    return rescale(train), rescale(valid)
-
-
-def load_train_valid(args: argparse.Namespace) -> tuple[Dataset, Dataset]:
-    train = Dataset.from_csv(args.data, target=args.target, contributor=args.contributor)
-    if args.valid is not None:
-        valid = Dataset.from_csv(args.valid, target=args.target)
-    else:
-        train, valid = train.split(test_size=args.test_size, seed=args.seed)
-    if not args.no_standardize:
-        train, valid = standardize(train, valid)
-    return train, valid
+def recipe_from_args(args: argparse.Namespace, players: str) -> dict[str, Any]:
+    """The recipe (see :mod:`openattrib.recipe`) that the command-line options describe."""
+    params: dict[str, Any] = {}
+    rules = []
+    if args.max_samples is not None:
+        rules.append(f"MaxSamples({args.max_samples})")
+    if args.max_time is not None:
+        rules.append(f"MaxTime({args.max_time})")
+    if args.stderr is not None:
+        rules.append(f"StdErr(atol={args.stderr})")
+    if rules:
+        params["stop"] = " | ".join(rules)
+    if args.method == "tmc":
+        params["truncation"] = args.truncation
+    if args.method == "beta":
+        params.update(alpha=args.alpha, beta=args.beta)
+    if args.method == "knn":
+        params["k"] = args.k
+    if args.method == "oob":
+        params["n_estimators"] = args.n_estimators
+    return {
+        "target": args.target,
+        "contributor": args.contributor,
+        "model": args.model,
+        "scorer": args.scorer,
+        "players": players,
+        "method": args.method,
+        "params": params,
+        "seed": args.seed,
+        "standardize": not args.no_standardize,
+        "split": None if args.valid else {"test_size": args.test_size, "seed": args.seed},
+    }
 
 
 def run_value(args: argparse.Namespace) -> int:
-    from .. import estimators
-
     players = args.players or ("contributors" if args.contributor else "points")
     if players == "contributors" and not args.contributor:
         raise ValidationError("--players contributors needs --contributor COLUMN")
-    train, valid = load_train_valid(args)
-    model = make_model(args.model, train.task, args.seed)
-    scorer = args.scorer or ("accuracy" if train.task == "classification" else "r2")
-    game = ModelUtility(model, train, valid, scorer=scorer, players=players)
-    progress = not args.no_progress
-    if args.method == "exact":
-        result: Attribution = estimators.exact_shapley(game, progress=progress)
-    elif args.method == "banzhaf-exact":
-        result = estimators.exact_banzhaf(game, progress=progress)
-    else:
-        result = estimators.loo(game, progress=progress)
+    recipe = recipe_from_args(args, players)
+    data = Dataset.from_csv(args.data, target=args.target, contributor=args.contributor)
+    valid = Dataset.from_csv(args.valid, target=args.target) if args.valid else None
+    train, valid = prepare_data(recipe, data, valid)
+    result = compute(
+        recipe,
+        train,
+        valid,
+        progress=not args.no_progress,
+        n_jobs=args.n_jobs,
+        scheduler=args.scheduler,
+    )
     path = result.save(args.out)
     frame = result.to_frame(sort=True)
     print(frame.head(20).to_string(float_format=lambda v: f"{v:.4f}"))
     print(
-        f"\nwrote {path} ({len(result)} {result.level}, method {result.method}, sum {np.sum(result.values):.4f})"
+        f"\nwrote {path} ({len(result)} {result.level}, method {result.method}, "
+        f"sum {np.sum(result.values):.4f})"
     )
     return 0

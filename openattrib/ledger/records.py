@@ -14,7 +14,6 @@ result hash when the allocation knows it.
 
 from __future__ import annotations
 
-import functools
 import json
 import re
 from collections.abc import Mapping
@@ -23,6 +22,7 @@ from functools import cached_property
 from typing import Any
 
 from ..errors import LedgerError, UnsupportedError, ValidationError
+from ..result import package_version
 
 __all__ = [
     "SCHEMA",
@@ -37,17 +37,6 @@ __all__ = [
 SCHEMA = 1
 KINDS = ("run", "allocation")
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
-
-
-@functools.lru_cache(maxsize=1)
-def package_version() -> str:
-    """Installed openattrib version, ``"0+unknown"`` in a bare checkout."""
-    try:
-        from importlib.metadata import version
-
-        return version("openattrib")
-    except Exception:  # pragma: no cover - only without an install
-        return "0+unknown"
 
 
 def _result_hash(obj: Any, what: str) -> str:
