@@ -1,25 +1,54 @@
 """The main job: the whole pipeline on the committed demo data.
 
-Values the demo contributors, prints a readable table and writes the results under an
-output folder. It is a consumer of the public API (like the CLI and the report) and is
-what ``make demo`` runs.
+1. value the eight demo contributors: exact Shapley, truncated Monte Carlo Shapley and
+   Banzhaf with error bars, and leave-one-out;
+2. allocate a token pool from the Monte Carlo values (exact integers, uncertainty-aware);
+3. audit the data for copied rows;
+4. append the run and its allocation to a Merkle ledger, sign a checkpoint, prove the
+   allocation's inclusion and verify it; export the on-chain claims file;
+5. write one self-contained HTML report.
+
+It is a consumer of the public API (like the CLI and the experiments) and is what
+``make demo`` runs.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from . import datasets
-from .estimators import exact_shapley, loo
+from .estimators import banzhaf, exact_shapley, loo
 from .games import ModelUtility
+from .recipe import compute, make_model
 from .result import Attribution
+from .rewards import allocate, audit
 
-__all__ = ["run_demo", "DemoSummary"]
+__all__ = ["run_demo", "DemoSummary", "DEMO_RECIPE", "DEMO_POOL"]
+
+#: the recorded run: truncated Monte Carlo Shapley over contributors (reproducible by seed)
+DEMO_RECIPE: dict[str, Any] = {
+    "target": "label",
+    "contributor": "contributor",
+    "model": "logistic",
+    "scorer": "accuracy",
+    "players": "contributors",
+    "method": "tmc",
+    "params": {"stop": "MaxSamples(400)", "truncation": 0.01},
+    "seed": 0,
+    "standardize": False,  # the demo features are already standardised
+    "split": None,  # a separate validation file: data/demo_validation.csv
+}
+#: 1,000 tokens of 18 decimals
+DEMO_POOL = 1000 * 10**18
 
 
 @dataclass
@@ -29,15 +58,20 @@ class DemoSummary:
     out_dir: Path
     attributions: dict[str, Attribution] = field(default_factory=dict)
     table: pd.DataFrame | None = None
+    allocation: Any = None
+    audit: Any = None
     files: dict[str, Path] = field(default_factory=dict)
-    ok: bool = True
+    ledger_ok: bool = False
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.ledger_ok
 
 
-def demo_model() -> Any:
-    """The model valued in the demo: L2 logistic regression on standardised features."""
-    from sklearn.linear_model import LogisticRegression
-
-    return LogisticRegression(max_iter=1000)
+def demo_address(contributor: str) -> str:
+    """A deterministic stand-in Ethereum address for a demo contributor (not a real wallet)."""
+    return "0x" + hashlib.sha256(f"openattrib demo {contributor}".encode()).hexdigest()[:40]
 
 
 def run_demo(
@@ -48,43 +82,159 @@ def run_demo(
 ) -> DemoSummary:
     """Run the main job and write its outputs under ``out_dir``.
 
-    Examples
-    --------
-    >>> summary = run_demo("out", progress=False)  # doctest: +SKIP
+    Writes ``report.html``, the attributions and allocation as JSON, ``claims.json`` (the
+    OpenZeppelin Merkle tree of the payout) and appends to ``ledger.sqlite`` (signed with
+    ``ledger-key.pem``, created on first use).
     """
+    from . import ledger as ledger_module
+    from .ledger import Ledger, evm, keys
+
     say = echo or (lambda text: None)
+    started = time.perf_counter()
     out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
     summary = DemoSummary(out_dir=out)
+
+    # ------------------------------------------------------------------ value
     train, valid = datasets.load_demo()
     say(
         f"Demo data: {train.n_samples} training rows from {train.n_contributors} contributors, "
         f"{valid.n_samples} validation rows (dataset {train.content_hash()[:12]})"
     )
-    game = ModelUtility(demo_model(), train, valid, scorer="accuracy", players="contributors")
-    say(
-        f"Model: {game.describe()['model']}, validation accuracy with all data {game.grand_value:.3f}"
-    )
-
-    shapley = exact_shapley(game, progress=progress)
+    model = make_model(DEMO_RECIPE["model"], train.task)
+    game = ModelUtility(model, train, valid, scorer="accuracy", players="contributors")
+    say(f"Model {model!r}: validation accuracy with all data {game.grand_value:.3f}\n")
+    exact = exact_shapley(game, progress=progress)
+    tmc = compute(DEMO_RECIPE, train, valid, progress=progress)
+    bz = banzhaf(game, stop="MaxSamples(2000)", seed=0, progress=progress)
     leave_one_out = loo(game, progress=progress)
-    summary.attributions = {"exact_shapley": shapley, "loo": leave_one_out}
-
+    summary.attributions = {"exact_shapley": exact, "tmc": tmc, "banzhaf": bz, "loo": leave_one_out}
     table = pd.DataFrame(
         {
-            "shapley": shapley.values,
+            "rows": [len(train.groups()[name]) for name in exact.names],
+            "exact shapley": exact.values,
+            "tmc shapley": tmc.values,
+            "tmc stderr": tmc.stderr,
+            "banzhaf": bz.values,
+            "banzhaf stderr": bz.stderr,
             "loo": leave_one_out.values,
-            "rows": [int(len(train.groups()[name])) for name in shapley.names],
         },
-        index=pd.Index(shapley.names, name="contributor"),
-    ).sort_values("shapley", ascending=False)
+        index=pd.Index(exact.names, name="contributor"),
+    ).sort_values("exact shapley", ascending=False)
     summary.table = table
-    say("\nContributor values (exact Shapley over contributors, and leave-one-out):")
+    say("Contributor values (validation accuracy points):")
     say(table.to_string(float_format=lambda v: f"{v:+.4f}"))
+    max_error = float(np.max(np.abs(tmc.values - exact.values)))
     say(
-        f"\nShapley values sum to {shapley.values.sum():.4f} = "
-        f"v(all) {game.grand_value:.4f} - v(none) {game.empty_value:.4f}"
+        f"TMC vs exact Shapley: max |error| {max_error:.4f}, max stderr {np.max(tmc.stderr):.4f}; "
+        f"exact values sum to v(all) - v(none) = {exact.values.sum():.4f}\n"
     )
-    summary.files["shapley"] = shapley.save(out / "shapley.json")
-    summary.files["loo"] = leave_one_out.save(out / "loo.json")
-    say(f"Results written to {out.resolve()}")
+
+    # --------------------------------------------------------------- allocate
+    allocation = allocate(tmc, DEMO_POOL, policy="uncertainty_aware")
+    summary.allocation = allocation
+    pay = allocation.to_frame()
+    say(f"Allocation of {DEMO_POOL} base units (1,000 tokens), policy {allocation.policy}:")
+    say(pay.to_string())
+    total = sum(allocation.amounts.values())
+    say(f"sum of amounts = {total} ({'exactly the pool' if total == DEMO_POOL else 'MISMATCH'})\n")
+
+    # ------------------------------------------------------------------ audit
+    report_audit = audit(train, exact)
+    summary.audit = report_audit
+    say(
+        f"Gaming audit: {len(report_audit.exact_duplicates)} exact and "
+        f"{len(report_audit.near_duplicates)} near-duplicate rows; flagged contributors: "
+        f"{', '.join(report_audit.flagged) or 'none'}\n"
+    )
+
+    # ----------------------------------------------------------------- ledger
+    key_path = out / "ledger-key.pem"
+    if not key_path.exists():
+        keys.save_signing_key(keys.generate_signing_key(), key_path)
+    public_key = keys.load_public_key(Path(f"{key_path}.pub"))
+    with Ledger(out / "ledger.sqlite", create=True, origin="openattrib.demo/ledger") as led:
+        run_entry = led.append_run(tmc)
+        alloc_entry = led.append_allocation(allocation, run=run_entry.index)
+        checkpoint = led.checkpoint(key_path)
+        proof = led.inclusion_proof(alloc_entry.index)
+        included = ledger_module.verify_inclusion(proof, checkpoint)
+        signed = ledger_module.verify_checkpoint(checkpoint.text, public_key)
+        report_ledger = led.verify(public_key=public_key)
+    summary.ledger_ok = bool(included and report_ledger.ok and signed)
+    say(
+        f"Ledger {out / 'ledger.sqlite'}: run at index {run_entry.index}, allocation at {alloc_entry.index}"
+    )
+    say("Signed checkpoint:\n" + checkpoint.text)
+    say(f"Inclusion proof of the allocation entry: {json.dumps(proof.to_dict())}")
+    say(
+        f"inclusion proof verifies against the signed checkpoint: {included}; "
+        f"checkpoint signature valid: {bool(signed)}; whole ledger verifies: {report_ledger.ok}\n"
+    )
+
+    claims = evm.export_allocation(allocation, demo_address)
+    from ._io import atomic_write_bytes, canonical_json
+
+    summary.files["claims"] = atomic_write_bytes(out / "claims.json", canonical_json(claims))
+    name = max(claims["claims"], key=lambda n: int(claims["claims"][n]["amount"]))
+    claim = claims["claims"][name]
+    ok_claim = evm.verify_proof(
+        claims["root"], ["address", "uint256"], [claim["address"], claim["amount"]], claim["proof"]
+    )
+    say(
+        f"On-chain claim of {name}: amount {claim['amount']} to {claim['address']}, Merkle root "
+        f"{claims['root']}, proof {claim['proof']} verifies: {ok_claim}"
+    )
+    summary.ledger_ok = summary.ledger_ok and bool(ok_claim)
+
+    # ------------------------------------------------------------ files/report
+    for label, result in summary.attributions.items():
+        summary.files[label] = result.save(out / f"{label}.json")
+    summary.files["allocation"] = allocation.save(out / "allocation.json")
+    summary.seconds = time.perf_counter() - started
+    summary.files["report"] = _write_report(summary, checkpoint, proof, claims, train)
+    say(f"\nReport: {summary.files['report'].resolve()}  ({summary.seconds:.1f} s)")
     return summary
+
+
+def _write_report(
+    summary: DemoSummary, checkpoint: Any, proof: Any, claims: dict, train: Any
+) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .report import Report
+
+    report = Report("openattrib demo: who contributed what, and who gets paid")
+    report.add_text(
+        f"{train.n_samples} training rows from {train.n_contributors} contributors "
+        f"(dataset hash {train.content_hash()[:16]}...), logistic regression, validation accuracy."
+    )
+    report.add_heading("Contributor values")
+    report.add_table(summary.table)
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    summary.attributions["tmc"].plot(ax=axes[0])
+    summary.attributions["banzhaf"].plot(ax=axes[1])
+    report.add_figure(fig, caption="Monte Carlo values with 95% intervals")
+    plt.close(fig)
+    report.add_heading("Reward allocation")
+    report.add_table(summary.allocation.to_frame())
+    fig, ax = plt.subplots(figsize=(6, 4))
+    summary.allocation.plot(ax=ax)
+    report.add_figure(fig, caption="Share of the pool")
+    plt.close(fig)
+    report.add_heading("Gaming audit")
+    report.add_table(summary.audit.contributors)
+    report.add_heading("Ledger")
+    report.add_code(checkpoint.text)
+    report.add_key_values(
+        {
+            "allocation entry": proof.index,
+            "tree size": proof.size,
+            "inclusion proof": ", ".join(h.hex()[:16] + "..." for h in proof.path),
+            "claims Merkle root": claims["root"],
+        }
+    )
+    return report.write(summary.out_dir / "report.html")

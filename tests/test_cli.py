@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
 from sklearn.linear_model import LogisticRegression
@@ -132,14 +130,6 @@ def test_missing_file_is_one_line(tmp_path, capsys):
     assert "x.csv" in capsys.readouterr().err
 
 
-def test_demo_runs_and_writes_results(tmp_path, capsys):
-    assert main(["demo", "--out", str(tmp_path), "--no-progress"]) == 0
-    printed = capsys.readouterr().out
-    assert "alice" in printed and "Shapley values sum to" in printed
-    saved = json.loads((tmp_path / "shapley.json").read_text())
-    assert saved["level"] == "contributors" and len(saved["names"]) == 8
-
-
 def test_monte_carlo_without_stopping_rule_is_a_clear_error(csv_file, tmp_path, capsys):
     path, _ = csv_file
     code = main(
@@ -251,16 +241,40 @@ def test_oob_by_contributor(csv_file, tmp_path):
 def test_ledger_reproduce_recomputes_a_recorded_run(csv_file, tmp_path, capsys):
     path, _ = csv_file
     out, ledger = tmp_path / "run.json", tmp_path / "ledger.sqlite"
-    assert main(["value", "--data", str(path), "--target", "label", "--contributor", "contributor",
-                 "--method", "banzhaf", "--max-samples", "20", "--seed", "9", "--out", str(out),
-                 "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "value",
+                "--data",
+                str(path),
+                "--target",
+                "label",
+                "--contributor",
+                "contributor",
+                "--method",
+                "banzhaf",
+                "--max-samples",
+                "20",
+                "--seed",
+                "9",
+                "--out",
+                str(out),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     assert main(["ledger", "append", str(ledger), "--run", str(out)]) == 0
     capsys.readouterr()
-    assert main(["ledger", "reproduce", str(ledger), "0", "--data", str(path), "--no-progress"]) == 0
+    assert (
+        main(["ledger", "reproduce", str(ledger), "0", "--data", str(path), "--no-progress"]) == 0
+    )
     assert "matches bit for bit" in capsys.readouterr().out
     # other data: refused with the two hashes named
     other = tmp_path / "other.csv"
     lines = path.read_text().splitlines()
     other.write_text("\n".join(lines[:-1]) + "\n")
-    assert main(["ledger", "reproduce", str(ledger), "0", "--data", str(other), "--no-progress"]) == 1
+    assert (
+        main(["ledger", "reproduce", str(ledger), "0", "--data", str(other), "--no-progress"]) == 1
+    )
     assert "content hash" in capsys.readouterr().err
