@@ -102,7 +102,7 @@ def coerce_features(
         array = _numeric_array(array, feature_names)
     names = check_feature_names(feature_names, array.shape[1])
     _check_finite(array, names)
-    array = np.array(array, dtype=np.float64, order="C", copy=copy or None)
+    array = (np.array if copy else np.asarray)(array, dtype=np.float64, order="C")
     array = array.view()  # never flip the writeable flag on the caller's own array object
     array.flags.writeable = False
     return array, names
@@ -244,7 +244,7 @@ def coerce_labels(y: Any, copy: bool) -> np.ndarray:
             f"y has dtype {array.dtype}, which openattrib does not support; use numeric or "
             "string labels"
         )
-    array = np.array(array, copy=copy or None)
+    array = np.array(array) if copy else np.asarray(array)
     array = array.view()
     array.flags.writeable = False
     return array

@@ -293,7 +293,8 @@ def knn_shapley(
         Test points processed together; ``"auto"`` sizes it from ``memory_budget``
         (about 64 bytes per test-train pair). Results are bit-identical for every value.
     n_jobs : int
-        Local worker processes (``openattrib.parallel``; -1 = all cores). Results are bit-identical for every value.
+        Local worker processes (``openattrib.parallel``; -1 = all cores). Results are
+        bit-identical for every value.
     per_test : bool
         Return a lazy :class:`KNNShapleyPerTest` (rows = test points) instead of the mean.
     memory_budget : int or str
@@ -306,6 +307,12 @@ def knn_shapley(
     Attribution or KNNShapleyPerTest
         Exact values (no stderr), ``level="points"``, names ``"0", "1", ...`` (training
         row indices), carrying ``train.contributors`` so ``.by_contributor()`` sums them.
+
+    Notes
+    -----
+    pyDVL's ``KNNShapleyValuation`` (0.10) uses the same recursion with
+    ``s_N = 1[y_N = y] / N``: identical for ``k <= N``; for ``k > N`` only the form above sums to
+    ``U(all) - U(empty)`` (efficiency), so the two differ there.
 
     Examples
     --------
