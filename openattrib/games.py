@@ -388,7 +388,10 @@ class ModelUtility(Game):
         if cached is not None:
             self._cache.move_to_end(key)
             return cached
-        result = self.score_rows(self.rows(mask))
+        if self._fast_path is not None:
+            result = float(self._fast_path.evaluate_batch(mask[None, :])[0])
+        else:
+            result = self.score_rows(self.rows(mask))
         if self.cache_size > 0:
             self._cache[key] = result
             if len(self._cache) > self.cache_size:
