@@ -87,6 +87,11 @@ class Game:
         """
         permutation = np.asarray(permutation)
         n = self.n_players
+        if truncation is None:  # every prefix is needed: one batch of n + 1 nested coalitions
+            masks = np.arange(n + 1)[:, None] > np.arange(n)[None, :]  # row k: first k positions
+            ordered = np.empty_like(masks)
+            ordered[:, permutation] = masks
+            return self.evaluate_batch(ordered), n + 1
         values = np.empty(n + 1, dtype=np.float64)
         mask = np.zeros(n, dtype=bool)
         values[0] = self.value(mask)

@@ -61,6 +61,12 @@ class Executor:
         functions of their index, so a re-run gives the same results; lost work is never
         silently dropped (after the retries a :class:`WorkerLostError` is raised).
 
+    Notes
+    -----
+    On Dask the ``shared`` object (the game) is sent to each worker once and reused by the
+    tasks that run there; games that keep state (``ModelUtility``'s cache and failure
+    counts) expect one thread per worker process (``threads_per_worker=1``).
+
     Examples
     --------
     >>> with Executor() as ex:

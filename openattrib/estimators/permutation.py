@@ -20,7 +20,7 @@ import numpy as np
 
 from ..errors import ValidationError
 from ..games import Game
-from .sampling import Chunk, Welford, batch_rng, failure_counts, failures_since
+from .accumulators import Chunk, Welford, batch_rng, failure_counts, failures_since
 
 __all__ = ["Truncation", "parse_truncation", "PermutationKernel"]
 
