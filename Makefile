@@ -10,7 +10,7 @@ export OMP_NUM_THREADS ?= 1
 export OPENBLAS_NUM_THREADS ?= 1
 export MKL_NUM_THREADS ?= 1
 
-.PHONY: demo test test-fast lab lint format clean venv
+.PHONY: demo test test-fast lab lint format clean venv experiment benchmark-table
 
 venv: $(STAMP)
 
@@ -33,6 +33,13 @@ test: $(STAMP) $(NODE_DEPS)
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow and not notebook"
+
+experiment: $(STAMP)
+	$(BIN)/openattrib experiment experiments/quick.toml --out results/quick
+
+# The README's method x dataset table (about 5 minutes on 2 cores).
+benchmark-table: $(STAMP)
+	$(BIN)/openattrib experiment experiments/benchmark.toml --out results/benchmark
 
 lab: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[notebooks]'

@@ -5,7 +5,7 @@ The public API is re-exported here; see ``DESIGN.md`` for the architecture.
 
 from __future__ import annotations
 
-from . import datasets, ledger, rewards, toy_games
+from . import datasets, experiments, ledger, report, rewards, toy_games
 from . import stopping as stop
 from .data import Dataset
 from .errors import (
@@ -43,6 +43,7 @@ __all__ = [
     "data_oob",
     "knn_shapley",
     "permutation_shapley",
+    "report",
     "semivalue",
     "stop",
     "Allocation",
@@ -64,6 +65,7 @@ __all__ = [
     "exact_banzhaf",
     "exact_semivalue",
     "exact_shapley",
+    "experiments",
     "ledger",
     "loo",
     "rewards",

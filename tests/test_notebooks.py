@@ -17,6 +17,21 @@ NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 
 # Small budgets per notebook (name -> overrides); notebooks not listed run as committed.
 OVERRIDES: dict[str, dict[str, object]] = {
+    "02_convergence.ipynb": {
+        "N_PERMUTATIONS": 300,
+        "N_COALITIONS": 600,
+        "N_SEEDS": 20,
+        "N_COVERAGE_PERMUTATIONS": 100,
+        "N_DEMO_PERMUTATIONS": 60,
+    },
+    "05_noisy_label_experiment.ipynb": {
+        "N_SAMPLES": 80,
+        "SEEDS": 1,
+        "TMC_BUDGET": 8,
+        "BETA_BUDGET": 8,
+        "BANZHAF_BUDGET": 100,
+        "OOB_BAGS": 50,
+    },
     "04_reward_allocation.ipynb": {"MC_PERMUTATIONS": 50, "MAX_COPIES": 1},
 }
 

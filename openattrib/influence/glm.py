@@ -188,9 +188,18 @@ class GLM:
 
     # ------------------------------------------------------------------ curvature (mean scale)
     def hessian(
-        self, Xa: np.ndarray, weights: np.ndarray, damping: float = 0.0, total: float | None = None
+        self,
+        Xa: np.ndarray,
+        weights: np.ndarray,
+        damping: float = 0.0,
+        total: float | None = None,
+        fix_null: bool = True,
     ) -> np.ndarray:
-        """Dense Hessian of ``F / W`` plus ``damping * I``, shape (K p, K p)."""
+        """Dense Hessian of ``F / W`` plus ``damping * I``, shape (K p, K p).
+
+        With ``fix_null`` the multinomial null directions are lifted (see
+        :meth:`null_directions`); without, this is exactly the second derivative.
+        """
         total = float(weights.sum()) if total is None else total
         K, p = self.theta.shape
         curv = self.curvature(Xa)
@@ -204,14 +213,19 @@ class GLM:
         else:
             H = (Xa * (curv[:, 0] * weights / total)[:, None]).T @ Xa
         H[np.diag_indices_from(H)] += self.penalty / total + damping
-        mask = self.null_directions(damping)
+        mask = self.null_directions(damping) if fix_null else None
         if mask is not None:
             shift = float(np.trace(H)) / H.shape[0]
             H += shift * _null_projector(K, mask)
         return H
 
     def hessian_diagonal(
-        self, Xa: np.ndarray, weights: np.ndarray, damping: float = 0.0, total: float | None = None
+        self,
+        Xa: np.ndarray,
+        weights: np.ndarray,
+        damping: float = 0.0,
+        total: float | None = None,
+        fix_null: bool = True,
     ) -> np.ndarray:
         """Diagonal of :meth:`hessian` without forming it (Jacobi preconditioner)."""
         total = float(weights.sum()) if total is None else total
@@ -220,7 +234,7 @@ class GLM:
             curv = curv * (1.0 - curv)
         diag = ((curv * (weights / total)[:, None]).T @ Xa**2).reshape(-1)
         diag += self.penalty / total + damping
-        mask = self.null_directions(damping)
+        mask = self.null_directions(damping) if fix_null else None
         if mask is not None:
             K = self.n_outputs
             diag = diag.reshape(K, -1)
@@ -284,19 +298,20 @@ class HessianOperator:
         else:
             Xa, curv = self.Xa[rows], self.curv[rows]
             w = self.weights[rows] / self.weights[rows].sum()
-        Vk = V2.reshape(K, p, m)
-        U = np.einsum("ip,kpm->ikm", Xa, Vk)  # (n, K, m): directional change of z
+        # U[i, k, :] = x_i . V[k]: directional change of z (BLAS matrix products only)
+        stacked = V2.reshape(K, p, m).transpose(1, 0, 2).reshape(p, K * m)
+        U = (Xa @ stacked).reshape(-1, K, m)
         if glm.kind == "multinomial":
             PU = curv[:, :, None] * U
             U = PU - curv[:, :, None] * PU.sum(axis=1, keepdims=True)
         else:
             U = curv[:, :, None] * U
         U *= w[:, None, None]
-        out = np.einsum("ip,ikm->kpm", Xa, U).reshape(K * p, m)
+        out = (Xa.T @ U.reshape(-1, K * m)).reshape(p, K, m).transpose(1, 0, 2).reshape(K * p, m)
         out += (glm.penalty / self.total + self.damping)[:, None] * V2
         if self.null_mask is not None:
             if self._null_shift is None:
-                diag = glm.hessian_diagonal(self.Xa, self.weights, 0.0, self.total)
+                diag = glm.hessian_diagonal(self.Xa, self.weights, 0.0, self.total, False)
                 self._null_shift = float(diag.mean())
             Vn = V2.reshape(K, p, m) * self.null_mask[None, :, None]
             out += self._null_shift * np.broadcast_to(
