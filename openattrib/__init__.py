@@ -30,6 +30,17 @@ from .estimators import (
     semivalue,
 )
 from .games import FunctionGame, Game, ModelUtility
+from .influence import (
+    InfluenceResult,
+    LDSResult,
+    PredictionExplanation,
+    attribute_prediction,
+    explain_prediction,
+    influence,
+    lds,
+    tracin,
+    trak,
+)
 from .ledger import Ledger
 from .result import Attribution, package_version
 from .rewards import Allocation, allocate
@@ -37,6 +48,15 @@ from .rewards import Allocation, allocate
 __version__ = package_version()
 
 __all__ = [
+    "InfluenceResult",
+    "LDSResult",
+    "PredictionExplanation",
+    "attribute_prediction",
+    "explain_prediction",
+    "influence",
+    "lds",
+    "tracin",
+    "trak",
     "KNNShapleyPerTest",
     "banzhaf",
     "beta_shapley",

@@ -32,6 +32,12 @@ OVERRIDES: dict[str, dict[str, object]] = {
         "BANZHAF_BUDGET": 100,
         "OOB_BAGS": 50,
     },
+    "03_per_inference_attribution.ipynb": {
+        "N_QUERIES": 5,
+        "LATENCY_CALLS": 20,
+        "BACKGROUND_SIZE": 50,
+        "TOP_K": 3,
+    },
     "04_reward_allocation.ipynb": {"MC_PERMUTATIONS": 50, "MAX_COPIES": 1},
 }
 
