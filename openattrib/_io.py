@@ -18,7 +18,13 @@ import numpy as np
 
 from .errors import ValidationError
 
-__all__ = ["canonical_json", "to_jsonable", "atomic_write_bytes", "atomic_write_text"]
+__all__ = [
+    "canonical_json",
+    "to_jsonable",
+    "atomic_write_bytes",
+    "atomic_write_text",
+    "read_json",
+]
 
 
 def to_jsonable(obj: Any, _path: str = "$") -> Any:
@@ -97,3 +103,14 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes, *, mode: int | None
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     """Atomically write UTF-8 text to ``path``."""
     return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def read_json(path: str | os.PathLike, what: str = "file") -> Any:
+    """Read a JSON file; a missing or malformed file is a :class:`ValidationError` naming it."""
+    path = Path(path)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ValidationError(f"{what} not found: {path}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValidationError(f"{path} is not valid JSON: {exc}") from None

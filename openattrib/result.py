@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import hashlib
-import json
 import platform
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -13,7 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ._io import atomic_write_bytes, canonical_json
+from ._io import atomic_write_bytes, canonical_json, read_json
 from .errors import ValidationError
 
 __all__ = ["Attribution", "make_provenance", "package_version"]
@@ -313,13 +312,7 @@ class Attribution:
     @classmethod
     def load(cls, path: str | Path) -> Attribution:
         """Read an attribution written by :meth:`save`."""
-        path = Path(path)
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise ValidationError(f"attribution file not found: {path}") from None
-        except json.JSONDecodeError as exc:
-            raise ValidationError(f"{path} is not valid JSON: {exc}") from None
+        data = read_json(path, "attribution file")
         return cls.from_dict(data)
 
     # ---------------------------------------------------------------- display

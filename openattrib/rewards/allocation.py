@@ -16,14 +16,13 @@ The payout path, every step exact and stated in the result:
 from __future__ import annotations
 
 import hashlib
-import json
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from .._io import atomic_write_bytes, canonical_json
+from .._io import atomic_write_bytes, canonical_json, read_json
 from ..errors import ValidationError, VerificationError
 from .apportion import apportion, quantise_shares
 from .explain import Explanation
@@ -383,13 +382,7 @@ class Allocation:
     @classmethod
     def load(cls, path: str | Path) -> Allocation:
         """Read an allocation written by :meth:`save` (and recompute it to check it)."""
-        path = Path(path)
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise ValidationError(f"allocation file not found: {path}") from None
-        except json.JSONDecodeError as exc:
-            raise ValidationError(f"{path} is not valid JSON: {exc}") from None
+        data = read_json(path, "allocation file")
         return cls.from_dict(data)
 
     @classmethod
