@@ -278,3 +278,32 @@ def test_ledger_reproduce_recomputes_a_recorded_run(csv_file, tmp_path, capsys):
         main(["ledger", "reproduce", str(ledger), "0", "--data", str(other), "--no-progress"]) == 1
     )
     assert "content hash" in capsys.readouterr().err
+
+
+def test_unreachable_dask_scheduler_is_one_clear_line(csv_file, tmp_path, capsys):
+    path, _ = csv_file
+    out = tmp_path / "never.json"
+    code = main(
+        [
+            "value",
+            "--data",
+            str(path),
+            "--target",
+            "label",
+            "--contributor",
+            "contributor",
+            "--method",
+            "permutation",
+            "--max-samples",
+            "4",
+            "--scheduler",
+            "tcp://127.0.0.1:9",
+            "--out",
+            str(out),
+            "--no-progress",
+        ]
+    )
+    assert code == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "127.0.0.1:9" in err[0]
+    assert not out.exists()
