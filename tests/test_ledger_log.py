@@ -432,3 +432,11 @@ def test_command_line_round_trip(tmp_path, capsys):
     _raw(Path(db)).execute("UPDATE entries SET data = CAST('{}' AS BLOB) WHERE idx = 2")
     with pytest.raises(VerificationError, match="at entry 2"):
         _cli("ledger", "verify", db, "--no-progress")
+
+
+def test_using_a_closed_ledger_is_a_clear_error(tmp_path):
+    led = oa.Ledger(tmp_path / "closed.sqlite", create=True)
+    led.close()
+    with pytest.raises(oa.LedgerError, match="is closed"):
+        led.checkpoint()
+    led.close()  # closing twice is harmless

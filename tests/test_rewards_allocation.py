@@ -444,3 +444,8 @@ def test_huge_pools_stay_exact():
     assert sum(allocation.amounts.values()) == pool
     quotas = exact_quotas(values, pool)
     assert all(abs(a - quotas[n]) < 1 + Fraction(1, 10**6) for n, a in allocation.amounts.items())
+
+
+def test_fractional_cap_below_one_base_unit_is_a_clear_error():
+    with pytest.raises(ValidationError, match="0 base units"):
+        allocate({"a": 1.0, "b": 2.0}, pool=100, cap="0.001")

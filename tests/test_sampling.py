@@ -103,7 +103,6 @@ def test_beta_shapley_on_airport_game():
 
 def test_generic_semivalue_with_custom_weights_and_banzhaf_by_permutations():
     game = TOY_GAMES["weighted_voting"]
-    n = game.n_players
     weights = np.array([0.0, 0.1, 0.3, 0.05, 0.2])
     exact = oa.exact_semivalue(game, weights, progress=False).values
     within(semivalue(game, weights, stop=stop.MaxSamples(3000), seed=2, progress=False), exact)
@@ -111,7 +110,6 @@ def test_generic_semivalue_with_custom_weights_and_banzhaf_by_permutations():
         game, "banzhaf", sampler="permutation", stop=stop.MaxSamples(3000), seed=2, progress=False
     )
     within(by_permutation, game.banzhaf_values())
-    assert np.full(n, 0.5 ** (n - 1)).sum() > 0
 
 
 # ---------------------------------------------------------------- calibrated uncertainty

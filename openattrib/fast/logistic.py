@@ -1,25 +1,35 @@
-"""Binary L2 logistic regression utilities by warm-started, batched Newton iterations.
+"""L2 logistic regression utilities (binary and multinomial) by warm-started batched Newton.
 
 scikit-learn's :class:`~sklearn.linear_model.LogisticRegression` (solvers ``lbfgs``,
-``newton-cg``, ``newton-cholesky``; see ``sklearn/linear_model/_logistic.py``) minimises, on
-the ``n`` training rows of a coalition with labels ``y in {0, 1}`` (1 = the coalition's
-second class),
+``newton-cg``, ``newton-cholesky``; see ``_logistic_regression_path`` in
+``sklearn/linear_model/_logistic.py``, version 1.9) fits on a coalition's ``n`` rows with
+the classes *present in those rows* (``classes_ = unique(y)``):
 
-    (1/n) sum_i [log(1 + exp(z_i)) - y_i z_i] + 1/(2 C n) ||w||^2,   z_i = x_i'w + b,
+* two classes ``a < b``: one coefficient vector, binary log-loss with ``b`` positive;
+* three or more: one vector per present class, multinomial (softmax) log-loss in the
+  symmetric parameterisation (no reference class);
 
-with the intercept ``b`` unpenalised; multiplying by ``n`` gives the objective used here,
-``F = sum_i loss_i + ||w||^2 / (2C)``. ``F`` is strictly convex, so Newton's method with a
-step-halving safeguard converges quadratically from any start (Nocedal & Wright, *Numerical
-Optimization*, 2nd ed., 2006, ch. 3). Along a prefix walk the solution of one prefix is an
-excellent start for the next; blocks of prefixes are solved together (the Hessians are one
-matrix product), each iterated until a full Newton step is below ``STEP_TOL`` relative to
-the coefficients: by quadratic convergence the remaining error is then of order
-``STEP_TOL ** 2``, far below scikit-learn's own optimisation tolerance.
+minimising the mean loss plus ``||W||^2 / (2 C n)`` with the intercepts unpenalised.
+Multiplied by ``n`` this is ``F = sum_i loss_i + ||W||^2 / (2C)``, which we solve by
+Newton's method with step halving (:mod:`.multinomial` gives the two link functions, the
+treatment of the multinomial intercepts' free shift, and the solver). ``F`` is strictly
+convex (up to that shift), so Newton converges quadratically from any start (Nocedal &
+Wright, *Numerical Optimization*, 2nd ed., 2006, ch. 3).
 
-The result is the exact optimum of scikit-learn's objective. scikit-learn's own L-BFGS stops
-once its projected gradient is below ``tol`` (1e-4 by default), so its coefficients differ
+A coalition is solved for exactly its own class set, as scikit-learn does: a coalition of a
+three-class problem that holds two classes is a binary fit. Along a prefix walk the class
+set only grows; consecutive prefixes with the same class set are solved together (their
+Hessians are one matrix product) from starts predicted by one quasi-Newton step per added
+row, and when a new class appears the previous solution is mapped onto the larger class
+set as the next start. Batches of unrelated coalitions are grouped by class set and start
+from the full-data solution restricted to that set. Each coalition is iterated until a full
+Newton step is below ``STEP_TOL`` relative to the coefficients: the remaining error is then
+of order ``STEP_TOL ** 2``, far below scikit-learn's own optimisation tolerance.
+
+The result is the exact optimum of scikit-learn's objective. scikit-learn's own solvers stop
+at ``tol`` (L-BFGS: projected gradient below 1e-4 by default), so its coefficients differ
 from the optimum by about that much: predictions agree except for validation points within
-that distance of the decision boundary ("equal to scikit-learn's fit within tolerance").
+that distance of a decision boundary ("equal to scikit-learn's fit within tolerance").
 A coalition whose iterations do not converge is refitted generically and counted as
 ``failures["fast_fallback: not_converged"]``.
 """
@@ -29,9 +39,9 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from scipy.special import expit
 
 from .base import FastPath
+from .multinomial import damped_newton, link_parts, predictor_starts
 from .scoring import NotSupported
 
 __all__ = ["LogisticFastPath"]
@@ -39,7 +49,12 @@ __all__ = ["LogisticFastPath"]
 STEP_TOL = 1e-7
 MAX_NEWTON_ITER = 100
 SUPPORTED_SOLVERS = ("lbfgs", "newton-cg", "newton-cholesky")
-_CELLS = 4_000_000  # bound on (coalitions x rows x coefficients) work arrays
+#: above this many coefficients (classes x (features + 1)) a multinomial coalition's dense
+#: Newton solve costs more than scikit-learn's L-BFGS refit: keep the generic path
+MAX_MULTINOMIAL_COEFFICIENTS = 256
+_CELLS = 4_000_000  # bound on the work arrays of one block of coalitions (float64 entries)
+
+ClassSet = tuple[int, ...]
 
 
 def _check_params(estimator: Any) -> tuple[float, bool]:
@@ -47,7 +62,7 @@ def _check_params(estimator: Any) -> tuple[float, bool]:
     allowed = {"C", "class_weight", "dual", "fit_intercept", "intercept_scaling", "l1_ratio"}
     allowed |= {"max_iter", "n_jobs", "penalty", "random_state", "solver", "tol", "verbose"}
     allowed |= {"warm_start"}
-    unknown = set(params) - allowed
+    unknown = set(params) - allowed  # e.g. multi_class="ovr" in older scikit-learn
     if unknown:
         raise NotSupported(f"unmodelled parameters {sorted(unknown)}")
     if params["penalty"] not in ("deprecated", "l2"):
@@ -75,107 +90,103 @@ def _check_params(estimator: Any) -> tuple[float, bool]:
     return float(C), bool(params["fit_intercept"])
 
 
+def n_vectors(classes: ClassSet) -> int:
+    """Coefficient vectors scikit-learn fits for a class set: 1 for two classes, else one each."""
+    return 1 if len(classes) == 2 else len(classes)
+
+
 class _WalkState:
-    def __init__(self, coef: np.ndarray) -> None:
-        self.coef = coef
+    """A prefix walk's rows, class counts and latest solution (optimal on ``n_fitted`` rows)."""
+
+    def __init__(self, n_classes: int) -> None:
         self.rows: list[np.ndarray] = []
+        self.counts = np.zeros(n_classes, dtype=np.int64)
+        self.coef: np.ndarray | None = None
+        self.classes: ClassSet | None = None
+        self.n_fitted = 0
 
 
 class LogisticFastPath(FastPath):
-    """Prefix walks and batches for binary L2 :class:`sklearn.linear_model.LogisticRegression`."""
+    """Prefix walks and batches for L2 :class:`sklearn.linear_model.LogisticRegression`."""
 
     def __init__(self, utility: Any) -> None:
         if not utility.is_classifier:
             raise NotSupported("LogisticRegression on a regression task")
         self.C, self.fit_intercept = _check_params(utility.estimator)
-        if len(utility.classes_) != 2:
-            raise NotSupported(
-                f"{len(utility.classes_)} classes (only the binary objective is modelled)"
-            )
         super().__init__(utility)
         X = utility.train.X
-        ones = np.ones((X.shape[0], 1))
-        self.X = np.hstack([X, ones]) if self.fit_intercept else X.copy()
+        self.X = np.hstack([X, np.ones((X.shape[0], 1))]) if self.fit_intercept else X.copy()
         self.X_valid = (
             np.hstack([utility.valid.X, np.ones((self.n_valid, 1))])
             if self.fit_intercept
             else utility.valid.X
         )
-        self.y = (self.label_index == 1).astype(np.float64)
-        n_coef = self.X.shape[1]
-        self.penalty = np.full(n_coef, 1.0 / self.C)
+        p = self.X.shape[1]
+        self.penalty = np.full(p, 1.0 / self.C)
         if self.fit_intercept:
             self.penalty[-1] = 0.0
-        self.max_block = int(max(1, min(32, _CELLS // (X.shape[0] * n_coef))))
+        m = n_vectors(tuple(range(self.n_classes))) if self.n_classes >= 2 else 1
+        if m > 1 and m * p > MAX_MULTINOMIAL_COEFFICIENTS:
+            raise NotSupported(
+                f"{m} classes x {p} coefficients = {m * p} > {MAX_MULTINOMIAL_COEFFICIENTS} "
+                "(a dense multinomial Newton solve is slower than the refit)"
+            )
+        # per coalition: scores and weights (rows x m x m), gradient, Hessian and its solve
+        cost = X.shape[0] * max(p, m * m + 2 * m) + 3 * (m * p) ** 2
+        self.max_block = int(max(1, min(32, _CELLS // cost)))
         self.max_batch = self.max_block
-        self._full_coef: np.ndarray | None = None
+        self._full: np.ndarray | None = None
 
-    # -- Newton --------------------------------------------------------------------------
-    def _objective(self, X: np.ndarray, y: np.ndarray, mask: np.ndarray, W: np.ndarray):
-        Z = X @ W.T
-        loss = np.logaddexp(0.0, Z) - y[:, None] * Z
-        return np.sum(loss * mask, axis=0) + 0.5 * np.sum(self.penalty * W * W, axis=1)
-
-    def _newton(
-        self, X: np.ndarray, y: np.ndarray, mask: np.ndarray, W0: np.ndarray
+    # -- one class set -------------------------------------------------------------------
+    def _solve(
+        self, rows: np.ndarray, mask: np.ndarray, W0: np.ndarray, classes: ClassSet
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Minimise F for each column of ``mask`` (rows x coalitions); return (W, converged).
+        """Newton on ``F`` for the coalitions in the columns of ``mask`` (over ``rows``)."""
+        objective, derivatives = self._parts(rows, classes)
+        return damped_newton(objective, derivatives, mask, W0, MAX_NEWTON_ITER, STEP_TOL)
 
-        Newton's method with step halving. The Hessians of all coalitions come from one
-        matrix product, ``weights' @ outer``, where row i of ``outer`` holds ``x_i x_i'``.
+    def _parts(self, rows: np.ndarray, classes: ClassSet):
+        labels = np.searchsorted(np.asarray(classes), self.label_index[rows])
+        return link_parts(
+            self.X[rows], labels, n_vectors(classes), self.penalty, self.fit_intercept
+        )
+
+    def _convert(self, coef: np.ndarray | None, source: ClassSet | None, target: ClassSet):
+        """A start for class set ``target`` from a solution for ``source``.
+
+        Both are written as per-class scores (a binary ``w`` as ``-w/2, w/2``, absent classes
+        zero); a binary target takes the difference of its two scores, a multinomial one
+        the rows of its classes, centred.
         """
-        K, p = mask.shape[1], X.shape[1]
-        outer = (X[:, :, None] * X[:, None, :]).reshape(X.shape[0], p * p)
-        W = np.array(W0, dtype=np.float64, copy=True)
-        converged = np.zeros(K, dtype=bool)
-        active = np.arange(K)
-        diagonal = np.arange(p)
-        for _iteration in range(MAX_NEWTON_ITER):
-            Wa, Ma = W[active], mask[:, active]
-            Z = X @ Wa.T
-            P = expit(Z)
-            gradient = ((P - y[:, None]) * Ma).T @ X + self.penalty * Wa
-            S = P * (1.0 - P) * Ma
-            hessian = (S.T @ outer).reshape(len(active), p, p)
-            hessian[:, diagonal, diagonal] += self.penalty
-            try:
-                step = np.linalg.solve(hessian, gradient[:, :, None])[:, :, 0]
-            except np.linalg.LinAlgError:
-                break
-            before = np.sum((np.logaddexp(0.0, Z) - y[:, None] * Z) * Ma, axis=0)
-            before += 0.5 * np.sum(self.penalty * Wa * Wa, axis=1)
-            scale = np.ones(len(active))
-            candidate = Wa - step
-            # near the optimum full Newton steps are safe; check descent only for long steps
-            long_step = np.max(np.abs(step), axis=1) > 1e-3 * (1.0 + np.max(np.abs(Wa), axis=1))
-            after = np.full(len(active), -np.inf)
-            if long_step.any():
-                after[long_step] = self._objective(X, y, Ma[:, long_step], candidate[long_step])
-            for _halving in range(40):
-                worse = after > before + 1e-12 * np.abs(before)
-                if not worse.any():
-                    break
-                scale[worse] *= 0.5
-                candidate[worse] = Wa[worse] - scale[worse, None] * step[worse]
-                after[worse] = self._objective(X, y, Ma[:, worse], candidate[worse])
-            W[active] = candidate
-            size = np.max(np.abs(scale[:, None] * step), axis=1)
-            done = (scale == 1.0) & (size <= STEP_TOL * (1.0 + np.max(np.abs(candidate), axis=1)))
-            converged[active[done]] = True
-            active = active[~done]
-            if active.size == 0:
-                break
-        return W, converged
+        p = self.X.shape[1]
+        if coef is None or source is None:
+            return np.zeros(n_vectors(target) * p)
+        scores = np.zeros((self.n_classes, p))
+        if len(source) == 2:
+            scores[source[1]], scores[source[0]] = 0.5 * coef, -0.5 * coef
+        else:
+            scores[list(source)] = coef.reshape(len(source), p)
+        if len(target) == 2:
+            return scores[target[1]] - scores[target[0]]
+        chosen = scores[list(target)]
+        return (chosen - chosen.mean(axis=0)).ravel()
 
-    def _predict(self, W: np.ndarray, converged: np.ndarray) -> tuple[np.ndarray, list]:
-        decision = W @ self.X_valid.T  # (K, n_valid)
-        outputs = (decision > 0).astype(np.int64)
+    def _predict(
+        self, W: np.ndarray, converged: np.ndarray, classes: ClassSet
+    ) -> tuple[np.ndarray, list]:
+        labels = np.asarray(classes)
+        if len(classes) == 2:
+            outputs = labels[(W @ self.X_valid.T > 0).astype(np.int64)]
+        else:
+            p = self.X.shape[1]
+            scores = W.reshape(len(W), len(classes), p) @ self.X_valid.T  # (B, m, n_valid)
+            outputs = labels[np.argmax(scores, axis=1)]
         troubles: list = [None if ok else "not_converged" for ok in converged]
-        return outputs, troubles
+        return outputs.astype(np.int64), troubles
 
-    # -- hooks ---------------------------------------------------------------------------
+    # -- prefix walks --------------------------------------------------------------------
     def start_walk(self) -> _WalkState:
-        return _WalkState(np.zeros(self.X.shape[1]))
+        return _WalkState(self.n_classes)
 
     def extend(
         self, state: _WalkState, steps: list[np.ndarray], needed: np.ndarray
@@ -185,67 +196,112 @@ class LogisticFastPath(FastPath):
         state.rows = [rows]
         sizes = np.array([len(s) for s in steps])
         ends = len(rows) - sizes.sum() + np.cumsum(sizes)
+        present = np.empty((len(steps), self.n_classes), dtype=bool)
+        for j, step in enumerate(steps):
+            state.counts += np.bincount(self.label_index[step], minlength=self.n_classes)
+            present[j] = state.counts > 0
         outputs = np.zeros((len(steps), self.n_valid), dtype=np.int64)
         troubles: list = [None] * len(steps)
-        keep = np.flatnonzero(needed)
-        if keep.size == 0:
-            return outputs, troubles
-        mask = (np.arange(len(rows))[:, None] < ends[keep][None, :]).astype(np.float64)
-        W0 = self._predictor(state.coef, rows, sizes)[keep]
-        W, converged = self._newton(self.X[rows], self.y[rows], mask, W0)
-        if converged.any():
-            state.coef = W[np.flatnonzero(converged)[-1]].copy()
-        out, trouble = self._predict(W, converged)
-        outputs[keep] = out
-        for position, j in enumerate(keep):
-            troubles[j] = trouble[position]
+        first = 0
+        while first < len(steps):  # segments of consecutive steps with the same class set
+            last = first
+            while last + 1 < len(steps) and (present[last + 1] == present[first]).all():
+                last += 1
+            classes: ClassSet = tuple(int(c) for c in np.flatnonzero(present[first]))
+            segment = np.arange(first, last + 1)
+            keep = segment[needed[segment]]
+            if keep.size and len(classes) >= 2:
+                out, trouble = self._walk_segment(state, rows, ends[keep], classes)
+                outputs[keep] = out
+                for position, j in enumerate(keep):
+                    troubles[j] = trouble[position]
+            first = last + 1
         return outputs, troubles
 
-    def _predictor(self, coef: np.ndarray, rows: np.ndarray, sizes: np.ndarray) -> np.ndarray:
-        """Starting points for the block's prefixes: one quasi-Newton step per added row.
+    def _walk_segment(
+        self, state: _WalkState, rows: np.ndarray, ends: np.ndarray, classes: ClassSet
+    ) -> tuple[np.ndarray, list]:
+        """Solve the prefixes ending at ``ends`` (all with class set ``classes``)."""
+        used = rows[: ends[-1]]
+        objective, derivatives = self._parts(used, classes)
+        starts = None
+        if state.classes == classes and state.coef is not None and state.n_fitted > 0:
+            old = (np.arange(len(used)) < state.n_fitted).astype(np.float64)[:, None]
+            hessian = derivatives(old, state.coef[None, :])[2][0]
+            labels = np.searchsorted(np.asarray(classes), self.label_index[used])
+            try:
+                starts = predictor_starts(
+                    hessian,
+                    state.coef,
+                    self.X[used[state.n_fitted :]],
+                    labels[state.n_fitted :],
+                    n_vectors(classes),
+                    ends - state.n_fitted,
+                )
+            except np.linalg.LinAlgError:
+                starts = None
+            if starts is not None and not np.isfinite(starts).all():
+                starts = None
+        if starts is None:
+            start = self._convert(state.coef, state.classes, classes)
+            starts = np.broadcast_to(start, (len(ends), start.size))
+        mask = (np.arange(len(used))[:, None] < ends[None, :]).astype(np.float64)
+        W, converged = damped_newton(
+            objective, derivatives, mask, starts, MAX_NEWTON_ITER, STEP_TOL
+        )
+        if converged.any():
+            best = int(np.flatnonzero(converged)[-1])
+            state.coef, state.classes = W[best].copy(), classes
+            state.n_fitted = int(ends[best])
+        return self._predict(W, converged, classes)
 
-        Adding row r to a prefix at its optimum changes the gradient by
-        ``(sigmoid(x_r'w) - y_r) x_r``; one Newton step absorbs most of it. The inverse
-        Hessian starts at the rows before the block (at ``coef``) and takes each added row's
-        curvature by a Sherman-Morrison update, so Newton starts close to each optimum.
-        """
-        p, done = self.X.shape[1], len(rows) - int(sizes.sum())
-        starts = np.empty((len(sizes), p))
-        if done == 0:
-            starts[:] = coef
-            return starts
-        old = self.X[rows[:done]]
-        weight = expit(old @ coef)
-        hessian = (old.T * (weight * (1.0 - weight))) @ old + np.diag(self.penalty)
-        try:
-            inverse = np.linalg.inv(hessian)
-        except np.linalg.LinAlgError:
-            starts[:] = coef
-            return starts
-        new_X, new_y = self.X[rows[done:]], self.y[rows[done:]]
-        w = coef.copy()
-        position = 0
-        for j, size in enumerate(sizes):
-            for _ in range(size):
-                x = new_X[position]
-                sigma = 1.0 / (1.0 + np.exp(-float(x @ w)))
-                curvature = sigma * (1.0 - sigma)
-                direction = inverse @ x
-                denominator = 1.0 + curvature * float(x @ direction)
-                w -= ((sigma - new_y[position]) / denominator) * direction
-                inverse -= np.outer(direction, direction * (curvature / denominator))
-                position += 1
-            starts[j] = w
-        return starts
+    # -- batches -------------------------------------------------------------------------
+    def _full_solution(self) -> np.ndarray | None:
+        """The solution on all training rows (all classes), the start of batch coalitions."""
+        if self._full is None:
+            everything: ClassSet = tuple(range(self.n_classes))
+            rows = np.arange(self.X.shape[0])
+            start = np.zeros((1, n_vectors(everything) * self.X.shape[1]))
+            W, ok = self._solve(rows, np.ones((len(rows), 1)), start, everything)
+            self._full = W[0] if ok[0] else np.zeros_like(start[0])
+        return self._full
 
     def outputs(self, row_sets: list[np.ndarray]) -> tuple[np.ndarray, list]:
-        n = self.X.shape[0]
-        if self._full_coef is None:
-            W, ok = self._newton(self.X, self.y, np.ones((n, 1)), np.zeros((1, self.X.shape[1])))
-            self._full_coef = W[0] if ok[0] else np.zeros(self.X.shape[1])
-        mask = np.zeros((n, len(row_sets)))
+        outputs = np.zeros((len(row_sets), self.n_valid), dtype=np.int64)
+        troubles: list = [None] * len(row_sets)
+        groups: dict[ClassSet, list[int]] = {}
         for j, rows in enumerate(row_sets):
-            mask[rows, j] = 1.0
-        W0 = np.broadcast_to(self._full_coef, (len(row_sets), self.X.shape[1]))
-        W, converged = self._newton(self.X, self.y, mask, W0)
-        return self._predict(W, converged)
+            counts = np.bincount(self.label_index[rows], minlength=self.n_classes)
+            groups.setdefault(tuple(int(c) for c in np.flatnonzero(counts)), []).append(j)
+        full = self._full_solution()
+        for classes, members in groups.items():
+            union = np.unique(np.concatenate([row_sets[j] for j in members]))
+            mask = np.zeros((len(union), len(members)))
+            for column, j in enumerate(members):
+                mask[np.searchsorted(union, row_sets[j]), column] = 1.0
+            start = self._convert(full, tuple(range(self.n_classes)), classes)
+            W0 = np.broadcast_to(start, (len(members), start.size))
+            W, converged = self._solve(union, mask, W0, classes)
+            out, trouble = self._predict(W, converged, classes)
+            outputs[members] = out
+            for position, j in enumerate(members):
+                troubles[j] = trouble[position]
+        return outputs, troubles
+
+    def fit_coefficients(self, rows: np.ndarray) -> tuple[np.ndarray, ClassSet]:
+        """Coefficients of the fit on ``rows`` (for tests): ``(W, classes)``, W per class row.
+
+        ``W`` has one row per coefficient vector scikit-learn fits (intercept last when
+        fitted): one row for two classes, one per class otherwise, multinomial intercepts
+        summing to zero. Raises RuntimeError when Newton does not converge.
+        """
+        rows = np.sort(np.asarray(rows, dtype=np.int64))
+        counts = np.bincount(self.label_index[rows], minlength=self.n_classes)
+        classes: ClassSet = tuple(int(c) for c in np.flatnonzero(counts))
+        if len(classes) < 2:
+            raise ValueError("a fit needs rows of at least two classes")
+        start = np.zeros((1, n_vectors(classes) * self.X.shape[1]))
+        W, ok = self._solve(rows, np.ones((len(rows), 1)), start, classes)
+        if not ok[0]:
+            raise RuntimeError("Newton iterations did not converge")
+        return W[0].reshape(n_vectors(classes), self.X.shape[1]), classes

@@ -91,7 +91,8 @@ class Ledger:
             if not create:
                 raise LedgerError(f"ledger file not found: {self.path}")
             self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(self.path, timeout=busy_timeout, isolation_level=None)
+        self._closed = False
+        self._connection = sqlite3.connect(self.path, timeout=busy_timeout, isolation_level=None)
         try:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
@@ -141,6 +142,15 @@ class Ledger:
                     "open it without origin= or with its own origin"
                 )
             return meta["origin"]
+
+    @property
+    def _db(self) -> sqlite3.Connection:
+        if self._closed:
+            raise LedgerError(
+                f"the ledger {self.path} is closed; use it inside its `with` block "
+                "(or open it again with oa.Ledger(path))"
+            )
+        return self._connection
 
     @contextmanager
     def _write(self) -> Iterator[None]:
@@ -420,8 +430,10 @@ class Ledger:
 
     # ------------------------------------------------------------------ lifetime
     def close(self) -> None:
-        """Close the database connection."""
-        self._db.close()
+        """Close the database connection (further use raises :class:`LedgerError`)."""
+        if not self._closed:
+            self._connection.close()
+            self._closed = True
 
     def __enter__(self) -> Ledger:
         return self

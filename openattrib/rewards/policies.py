@@ -199,7 +199,13 @@ def check_cap(cap: Any, pool: int) -> tuple[int | None, str | None]:
             f"a fractional cap must be in (0, 1] (a share of the pool), got {fraction}; "
             "give an int for an absolute cap in base units"
         )
-    return math.floor(fraction * pool), f"{fraction} of pool"
+    units = math.floor(fraction * pool)
+    if units == 0:
+        raise ValidationError(
+            f"cap {fraction} of a pool of {pool} is 0 base units, so nobody could be paid; "
+            "use a larger cap or an absolute cap in base units"
+        )
+    return units, f"{fraction} of pool"
 
 
 def policy_weights(
