@@ -236,10 +236,14 @@ class ModelUtility(Game):
         Any scikit-learn scorer name, or a callable ``scorer(fitted_model, X, y) -> float``.
     players : {"points", "contributors"}
         Value individual training points or contributors (groups of points).
-    empty_value : float, default 0.0
+    empty_value : float or "auto", default "auto"
         Value of the empty coalition, and of coalitions on which the estimator raises an
         error while fitting (for example KNN with fewer rows than neighbours). Such
-        coalitions are counted in :attr:`failures` and reported in results.
+        coalitions are counted in :attr:`failures` and reported in results. ``"auto"`` is
+        0.0 for scorers where larger is better and 0 means "no skill" (accuracy, F1, R²,
+        ...), and for ``neg_*`` scorers (where 0 would be a *perfect* score) the score of a
+        constant baseline fitted on the training data (``DummyClassifier(strategy="prior")``
+        or ``DummyRegressor()``).
     single_class : {"constant", "default"}, default "constant"
         Classification coalitions whose rows all share one label cannot be fitted by most
         classifiers. ``"constant"`` scores the prediction any classifier would make from
@@ -247,6 +251,12 @@ class ModelUtility(Game):
         ``empty_value``. Either way they are counted in :attr:`failures`.
     cache_size : int, default 100_000
         Most recent coalition values kept in memory (least recently used dropped first).
+    model_seed : int or None, default 0
+        Estimators with a ``random_state`` left at ``None`` (forests, MLPs...) would give a
+        different model for the same coalition on every fit, so results could not be
+        reproduced from a seed. Each clone gets ``random_state=model_seed`` instead
+        (``None`` keeps scikit-learn's unseeded behaviour). An explicit ``random_state`` on
+        the estimator is kept.
     fast : bool, default True
         Use an exact incremental or batched evaluation path when one exists for the
         estimator and its parameters (see :mod:`openattrib.fast`); ``False`` forces the
@@ -270,9 +280,10 @@ class ModelUtility(Game):
         scorer: str | Callable[..., float] = "accuracy",
         players: str = "points",
         *,
-        empty_value: float = 0.0,
+        empty_value: float | str = "auto",
         single_class: str = "constant",
         cache_size: int = 100_000,
+        model_seed: int | None = 0,
         fast: bool = True,
     ) -> None:
         from sklearn.metrics import get_scorer
@@ -296,8 +307,10 @@ class ModelUtility(Game):
             raise ValidationError(
                 f"single_class must be 'constant' or 'default', got {single_class!r}"
             )
-        if not np.isfinite(empty_value):
-            raise ValidationError("empty_value must be a finite number")
+        if not (empty_value == "auto" or (_is_number(empty_value) and np.isfinite(empty_value))):
+            raise ValidationError(
+                f"empty_value must be a finite number or 'auto', got {empty_value!r}"
+            )
         if isinstance(scorer, str):
             try:
                 self._scorer = get_scorer(scorer)
@@ -319,7 +332,12 @@ class ModelUtility(Game):
         self.valid = valid
         self.players = players
         self.level = players
-        self._empty_value = float(empty_value)
+        self.model_seed = model_seed
+        params = estimator.get_params() if hasattr(estimator, "get_params") else {}
+        self._seed_clones = (
+            model_seed is not None and "random_state" in params and params["random_state"] is None
+        )
+        self._empty_value = 0.0 if empty_value == "auto" else float(empty_value)
         self.single_class = single_class
         self.is_classifier = _is_classifier(estimator)
         self.classes_ = np.unique(train.y) if self.is_classifier else None
@@ -336,6 +354,9 @@ class ModelUtility(Game):
         self._cache: OrderedDict[bytes, float] = OrderedDict()
         self.failures: Counter[str] = Counter()
         self.n_fits = 0
+        self._check_full_fit()
+        if empty_value == "auto" and isinstance(scorer, str) and scorer.startswith("neg_"):
+            self._empty_value = self._baseline_score()
         self.fast = bool(fast)
         self._fast_path = _select_fast_path(self) if self.fast else None
 
@@ -343,6 +364,44 @@ class ModelUtility(Game):
     def empty_value(self) -> float:
         """v(empty): the documented default score (no model can be trained on no data)."""
         return self._empty_value
+
+    def _new_model(self) -> Any:
+        from sklearn.base import clone
+
+        model = clone(self.estimator)
+        if self._seed_clones:
+            model.set_params(random_state=self.model_seed)
+        return model
+
+    def _check_full_fit(self) -> None:
+        """Fit on all training rows and score once, so that an estimator, scorer and labels
+        that do not go together fail here with a clear message instead of silently scoring
+        every coalition as ``empty_value``."""
+        model = self._new_model()
+        name = type(self.estimator).__name__
+        try:
+            model.fit(self.train.X, self.train.y)
+        except Exception as exc:
+            raise ValidationError(
+                f"{name} cannot be fitted on the full training data ({type(exc).__name__}: {exc})"
+            ) from exc
+        try:
+            score = float(self._scorer(model, self.valid.X, self.valid.y))
+        except Exception as exc:
+            raise ValidationError(
+                f"scorer {self.scorer_name!r} cannot score {name} on the validation data "
+                f"({type(exc).__name__}: {exc}); choose a scorer that fits the task "
+                f"({'classification' if self.is_classifier else 'regression'})"
+            ) from exc
+        if not np.isfinite(score):
+            raise ValidationError(f"scorer {self.scorer_name!r} returned {score} on the full data")
+
+    def _baseline_score(self) -> float:
+        from sklearn.dummy import DummyClassifier, DummyRegressor
+
+        baseline = DummyClassifier(strategy="prior") if self.is_classifier else DummyRegressor()
+        baseline.fit(self.train.X, self.train.y)
+        return float(self._scorer(baseline, self.valid.X, self.valid.y))
 
     # ------------------------------------------------------------------------
     def rows(self, mask: np.ndarray) -> np.ndarray:
@@ -354,7 +413,6 @@ class ModelUtility(Game):
 
     def score_rows(self, rows: np.ndarray) -> float:
         """Fit a clone on the given training rows and score it on the validation set."""
-        from sklearn.base import clone
 
         if rows.size == 0:
             self.failures["empty"] += 1
@@ -366,7 +424,7 @@ class ModelUtility(Game):
                 return self._empty_value
             model: Any = _ConstantClassifier(y[0], self.classes_)
         else:
-            model = clone(self.estimator)
+            model = self._new_model()
         try:
             if not isinstance(model, _ConstantClassifier):
                 model.fit(X, y)
@@ -430,11 +488,17 @@ class ModelUtility(Game):
             "valid_hash": self.valid.content_hash(),
             "empty_value": self.empty_value,
             "single_class": self.single_class,
+            "model_seed": self.model_seed if self._seed_clones else None,
             "fast_path": None if self._fast_path is None else type(self._fast_path).__name__,
         }
 
     def failure_report(self) -> dict[str, int]:
-        """How many evaluated coalitions used a documented default instead of a fitted model."""
+        """How many evaluations used a documented default instead of a fitted model.
+
+        Counted per evaluation, not per distinct coalition: the cache is per process, so with
+        several workers the same coalition may be counted once per worker. The numbers say
+        how often a default was used, never change the values.
+        """
         return dict(self.failures)
 
     def __getstate__(self) -> dict[str, Any]:
@@ -451,6 +515,10 @@ def _select_fast_path(utility: ModelUtility) -> Any:
     except ImportError:  # no fast paths available
         return None
     return select_fast_path(utility)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
 
 
 def _is_classifier(estimator: Any) -> bool:

@@ -202,9 +202,11 @@ class Attribution:
 
         The result is labelled ``"<method> (sum over points by contributor)"``; this is the
         sum of point values, which is *not* the value of the contributor as a player in a
-        contributor-level game. Standard errors are combined as ``sqrt(sum stderr**2)``,
-        which assumes independent point estimates (an approximation for estimators that
-        share samples across points).
+        contributor-level game. It carries **no standard errors**: Monte Carlo estimates of
+        points that share samples are correlated (strongly, within one permutation), so the
+        error of a sum cannot be recovered from the per-point errors, and a wrong error bar
+        would mislead uncertainty-aware payouts. For contributor-level error bars, value a
+        game with ``players="contributors"``.
         """
         if self.level == "contributors":
             return self
@@ -225,19 +227,20 @@ class Attribution:
         ids = list(dict.fromkeys(contributors.tolist()))
         codes = np.array([ids.index(c) for c in contributors]) if ids else np.zeros(0, int)
         values = np.bincount(codes, weights=self.values, minlength=len(ids))
-        stderr = None
-        if self.stderr is not None:
-            stderr = np.sqrt(np.bincount(codes, weights=self.stderr**2, minlength=len(ids)))
         n_points = np.bincount(codes, minlength=len(ids))
         diagnostics = {
             "aggregation": "sum over points by contributor",
             "n_points": dict(zip(ids, n_points.tolist(), strict=True)),
             "point_method": self.method,
         }
+        if self.stderr is not None:
+            diagnostics["stderr"] = (
+                "not available for sums of correlated point estimates; "
+                "value players='contributors' for contributor-level error bars"
+            )
         return Attribution(
             values,
             ids,
-            stderr=stderr,
             method=f"{self.method} (sum over points by contributor)",
             parameters=self.parameters,
             seed=self.seed,

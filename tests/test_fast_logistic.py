@@ -57,9 +57,8 @@ def test_coefficients_solve_sklearn_objective():
     path = fast._fast_path
     rng = np.random.default_rng(1)
     rows = np.sort(rng.choice(fast.n_players, size=25, replace=False))
-    mask = np.ones((len(rows), 1))
-    W, converged = path._newton(path.X[rows], path.y[rows], mask, np.zeros((1, path.X.shape[1])))
-    assert converged[0]
+    W, classes = path.fit_coefficients(rows)
+    assert classes == (0, 1) and W.shape == (1, fast.train.n_features + 1)
     tight = LogisticRegression(C=0.5, tol=1e-12, max_iter=100_000)
     tight.fit(fast.train.X[rows], fast.train.y[rows])
     reference = np.r_[tight.coef_[0], tight.intercept_]

@@ -143,3 +143,56 @@ def test_exact_values_on_model_game_by_contributor(small):
     assert result.values.sum() == pytest.approx(game.grand_value - game.empty_value)
     assert result.provenance["dataset_hash"] == train.content_hash()
     assert result.diagnostics["utility_evaluations"] == 2**6
+
+
+def test_scorer_that_does_not_fit_the_task_is_refused(small):
+    from sklearn.linear_model import LinearRegression
+
+    train, valid = small
+    with pytest.raises(oa.ValidationError, match="scorer 'accuracy' cannot score LinearRegression"):
+        oa.ModelUtility(LinearRegression(), train, valid, scorer="accuracy")
+
+
+def test_auto_empty_value_is_a_baseline_for_negative_error_scorers():
+    from sklearn.dummy import DummyRegressor
+    from sklearn.linear_model import Ridge
+    from sklearn.metrics import mean_squared_error
+
+    train, valid = oa.datasets.load_diabetes().split(test_size=0.3, seed=0)
+    game = oa.ModelUtility(Ridge(), train, valid, scorer="neg_mean_squared_error")
+    baseline = np.full(valid.n_samples, train.y.mean())
+    assert game.empty_value == pytest.approx(-mean_squared_error(valid.y, baseline))
+    assert game.grand_value > game.empty_value  # the model beats predicting the mean
+    assert DummyRegressor().fit(train.X, train.y).predict(valid.X[:1])[0] == pytest.approx(
+        baseline[0]
+    )
+    r2 = oa.ModelUtility(Ridge(), train, valid, scorer="r2")
+    assert r2.empty_value == 0.0
+
+
+def test_unseeded_random_estimators_are_seeded_per_clone(small):
+    from sklearn.ensemble import RandomForestClassifier
+
+    train, valid = small
+    runs = [
+        oa.permutation_shapley(
+            oa.ModelUtility(
+                RandomForestClassifier(n_estimators=5), train, valid, players="contributors"
+            ),
+            stop=oa.stop.MaxSamples(3),
+            seed=0,
+            progress=False,
+        )
+        for _ in range(2)
+    ]
+    np.testing.assert_array_equal(runs[0].values, runs[1].values)
+    explicit = oa.ModelUtility(
+        RandomForestClassifier(n_estimators=5, random_state=0), train, valid, players="contributors"
+    )
+    mask = np.ones(explicit.n_players, bool)
+    mask[0] = False
+    seeded = oa.ModelUtility(
+        RandomForestClassifier(n_estimators=5), train, valid, players="contributors"
+    )
+    assert seeded(mask) == explicit(mask)
+    assert seeded.describe()["model_seed"] == 0

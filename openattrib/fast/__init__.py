@@ -13,8 +13,9 @@ estimator                                 how
                                           (:mod:`.naive_bayes`)
 ``KNeighborsClassifier``,                 each validation point keeps its current nearest
 ``KNeighborsRegressor``                   neighbours as points are added (:mod:`.knn`)
-``LogisticRegression`` (binary, L2)       warm-started Newton iterations on scikit-learn's
-                                          exact objective (:mod:`.logistic`)
+``LogisticRegression`` (L2; binary, or    warm-started Newton iterations on scikit-learn's
+multinomial with at most 256              exact objective, per coalition class set
+coefficients: classes x (features + 1))   (:mod:`.logistic`, :mod:`.multinomial`)
 ========================================  ==================================================
 
 All paths except the logistic one give the same numbers as the generic refit up to floating
