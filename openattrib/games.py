@@ -354,9 +354,9 @@ class ModelUtility(Game):
         self._cache: OrderedDict[bytes, float] = OrderedDict()
         self.failures: Counter[str] = Counter()
         self.n_fits = 0
-        self._check_full_fit()
+        baseline = self._baseline_score()
         if empty_value == "auto" and isinstance(scorer, str) and scorer.startswith("neg_"):
-            self._empty_value = self._baseline_score()
+            self._empty_value = baseline
         self.fast = bool(fast)
         self._fast_path = _select_fast_path(self) if self.fast else None
 
@@ -373,35 +373,32 @@ class ModelUtility(Game):
             model.set_params(random_state=self.model_seed)
         return model
 
-    def _check_full_fit(self) -> None:
-        """Fit on all training rows and score once, so that an estimator, scorer and labels
-        that do not go together fail here with a clear message instead of silently scoring
-        every coalition as ``empty_value``."""
-        model = self._new_model()
-        name = type(self.estimator).__name__
-        try:
-            model.fit(self.train.X, self.train.y)
-        except Exception as exc:
-            raise ValidationError(
-                f"{name} cannot be fitted on the full training data ({type(exc).__name__}: {exc})"
-            ) from exc
-        try:
-            score = float(self._scorer(model, self.valid.X, self.valid.y))
-        except Exception as exc:
-            raise ValidationError(
-                f"scorer {self.scorer_name!r} cannot score {name} on the validation data "
-                f"({type(exc).__name__}: {exc}); choose a scorer that fits the task "
-                f"({'classification' if self.is_classifier else 'regression'})"
-            ) from exc
-        if not np.isfinite(score):
-            raise ValidationError(f"scorer {self.scorer_name!r} returned {score} on the full data")
-
     def _baseline_score(self) -> float:
+        """Score of a constant baseline fitted on the training data, scored like any model.
+
+        Run once at construction: an estimator, scorer and labels that do not go together
+        (a regressor scored by accuracy, continuous validation labels for a classifier) fail
+        here with a clear message, instead of every coalition silently scoring
+        ``empty_value``.
+        """
         from sklearn.dummy import DummyClassifier, DummyRegressor
 
         baseline = DummyClassifier(strategy="prior") if self.is_classifier else DummyRegressor()
-        baseline.fit(self.train.X, self.train.y)
-        return float(self._scorer(baseline, self.valid.X, self.valid.y))
+        task = "classification" if self.is_classifier else "regression"
+        try:
+            baseline.fit(self.train.X, self.train.y)
+            score = float(self._scorer(baseline, self.valid.X, self.valid.y))
+        except Exception as exc:
+            raise ValidationError(
+                f"scorer {self.scorer_name!r} cannot score {type(self.estimator).__name__} "
+                f"({task}) on this validation data ({type(exc).__name__}: {exc}); choose a "
+                f"scorer and labels that fit a {task} model"
+            ) from exc
+        if not np.isfinite(score):
+            raise ValidationError(
+                f"scorer {self.scorer_name!r} returned {score} for a baseline model"
+            )
+        return score
 
     # ------------------------------------------------------------------------
     def rows(self, mask: np.ndarray) -> np.ndarray:

@@ -40,6 +40,7 @@ SUPPORTED = [
     (KNeighborsClassifier(), Y_CLASS, "KNNFastPath"),
     (KNeighborsRegressor(metric="euclidean"), Y_REG, "KNNFastPath"),
     (LogisticRegression(C=3.0, solver="newton-cholesky"), Y_CLASS, "LogisticFastPath"),
+    (LogisticRegression(), MULTI, "LogisticFastPath"),  # multinomial (<= 256 coefficients)
 ]
 
 
@@ -71,7 +72,6 @@ UNSUPPORTED = [
     (LogisticRegression(C=np.inf), Y_CLASS),
     (LogisticRegression(max_iter=10), Y_CLASS),
     (LogisticRegression(tol=1e-2), Y_CLASS),
-    (LogisticRegression(), MULTI),  # multinomial objective is not modelled
     (make_pipeline(StandardScaler(), Ridge()), Y_REG),
     (DecisionTreeClassifier(), Y_CLASS),
 ]

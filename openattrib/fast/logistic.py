@@ -31,7 +31,9 @@ at ``tol`` (L-BFGS: projected gradient below 1e-4 by default), so its coefficien
 from the optimum by about that much: predictions agree except for validation points within
 that distance of a decision boundary ("equal to scikit-learn's fit within tolerance").
 A coalition whose iterations do not converge is refitted generically and counted as
-``failures["fast_fallback: not_converged"]``.
+``failures["fast_fallback: not_converged"]``. Multinomial problems with more than
+``MAX_MULTINOMIAL_COEFFICIENTS`` coefficients (classes x (features + 1)) keep the generic
+refit: there a dense Newton solve costs more than scikit-learn's L-BFGS.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import ValidationError
 from .base import FastPath
 from .multinomial import damped_newton, link_parts, predictor_starts
 from .scoring import NotSupported
@@ -224,13 +227,15 @@ class LogisticFastPath(FastPath):
         """Solve the prefixes ending at ``ends`` (all with class set ``classes``)."""
         used = rows[: ends[-1]]
         objective, derivatives = self._parts(used, classes)
-        starts = None
+        mask = (np.arange(len(used))[:, None] < ends[None, :]).astype(np.float64)
+        start = self._convert(state.coef, state.classes, classes)
+        starts = np.broadcast_to(start, (len(ends), start.size))
         if state.classes == classes and state.coef is not None and state.n_fitted > 0:
             old = (np.arange(len(used)) < state.n_fitted).astype(np.float64)[:, None]
             hessian = derivatives(old, state.coef[None, :])[2][0]
             labels = np.searchsorted(np.asarray(classes), self.label_index[used])
             try:
-                starts = predictor_starts(
+                predicted = predictor_starts(
                     hessian,
                     state.coef,
                     self.X[used[state.n_fitted :]],
@@ -239,13 +244,11 @@ class LogisticFastPath(FastPath):
                     ends - state.n_fitted,
                 )
             except np.linalg.LinAlgError:
-                starts = None
-            if starts is not None and not np.isfinite(starts).all():
-                starts = None
-        if starts is None:
-            start = self._convert(state.coef, state.classes, classes)
-            starts = np.broadcast_to(start, (len(ends), start.size))
-        mask = (np.arange(len(used))[:, None] < ends[None, :]).astype(np.float64)
+                predicted = None
+            if predicted is not None and np.isfinite(predicted).all():
+                # keep a prediction only where it beats the previous solution
+                better = objective(mask, predicted) < objective(mask, starts)
+                starts = np.where(better[:, None], predicted, starts)
         W, converged = damped_newton(
             objective, derivatives, mask, starts, MAX_NEWTON_ITER, STEP_TOL
         )
@@ -256,7 +259,7 @@ class LogisticFastPath(FastPath):
         return self._predict(W, converged, classes)
 
     # -- batches -------------------------------------------------------------------------
-    def _full_solution(self) -> np.ndarray | None:
+    def _full_solution(self) -> np.ndarray:
         """The solution on all training rows (all classes), the start of batch coalitions."""
         if self._full is None:
             everything: ClassSet = tuple(range(self.n_classes))
@@ -293,13 +296,16 @@ class LogisticFastPath(FastPath):
 
         ``W`` has one row per coefficient vector scikit-learn fits (intercept last when
         fitted): one row for two classes, one per class otherwise, multinomial intercepts
-        summing to zero. Raises RuntimeError when Newton does not converge.
+        summing to zero. Raises ValidationError for rows of one class and RuntimeError when
+        Newton does not converge.
         """
         rows = np.sort(np.asarray(rows, dtype=np.int64))
         counts = np.bincount(self.label_index[rows], minlength=self.n_classes)
         classes: ClassSet = tuple(int(c) for c in np.flatnonzero(counts))
         if len(classes) < 2:
-            raise ValueError("a fit needs rows of at least two classes")
+            raise ValidationError(
+                f"rows hold only class {classes}; a logistic fit needs at least two classes"
+            )
         start = np.zeros((1, n_vectors(classes) * self.X.shape[1]))
         W, ok = self._solve(rows, np.ones((len(rows), 1)), start, classes)
         if not ok[0]:
