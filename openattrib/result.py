@@ -202,14 +202,19 @@ class Attribution:
 
         The result is labelled ``"<method> (sum over points by contributor)"``; this is the
         sum of point values, which is *not* the value of the contributor as a player in a
-        contributor-level game. It carries **no standard errors**: Monte Carlo estimates of
-        points that share samples are correlated (strongly, within one permutation), so the
-        error of a sum cannot be recovered from the per-point errors, and a wrong error bar
-        would mislead uncertainty-aware payouts. For contributor-level error bars, value a
-        game with ``players="contributors"``.
+        contributor-level game. Monte Carlo estimates of points that share samples are
+        correlated (strongly, within one permutation), so the error of a sum cannot be
+        recovered from the per-point errors. Permutation-sampling results (permutation,
+        TMC and Beta Shapley) on points with contributors therefore also accumulate each
+        contributor's per-draw sum (``diagnostics["by_contributor"]``); with the attribution's
+        own contributors, those give the values, standard errors and counts here. Otherwise
+        the result carries **no standard errors** (a wrong error bar would mislead
+        uncertainty-aware payouts); for contributor-level error bars, value a game with
+        ``players="contributors"``.
         """
         if self.level == "contributors":
             return self
+        own = contributors is None
         if contributors is None:
             contributors = self.contributors
         elif hasattr(contributors, "contributors"):
@@ -228,11 +233,28 @@ class Attribution:
         codes = np.array([ids.index(c) for c in contributors]) if ids else np.zeros(0, int)
         values = np.bincount(codes, weights=self.values, minlength=len(ids))
         n_points = np.bincount(codes, minlength=len(ids))
-        diagnostics = {
+        diagnostics: dict[str, Any] = {
             "aggregation": "sum over points by contributor",
             "n_points": dict(zip(ids, n_points.tolist(), strict=True)),
             "point_method": self.method,
         }
+        if not own and self.contributors is not None:
+            own = contributors.tolist() == self.contributors.tolist()
+        block = self.diagnostics.get("by_contributor")
+        if own and isinstance(block, Mapping) and list(block.get("names", ())) == ids:
+            diagnostics["stderr"] = str(block.get("estimator", "per-draw contributor sums"))
+            return Attribution(
+                _decode_floats(block["values"]),
+                ids,
+                stderr=_decode_floats(block["stderr"]),
+                counts=block["counts"],
+                method=f"{self.method} (sum over points by contributor)",
+                parameters=self.parameters,
+                seed=self.seed,
+                provenance=self.provenance,
+                level="contributors",
+                diagnostics=diagnostics,
+            )
         if self.stderr is not None:
             diagnostics["stderr"] = (
                 "not available for sums of correlated point estimates; "

@@ -149,7 +149,9 @@ def test_scorer_that_does_not_fit_the_task_is_refused(small):
     from sklearn.linear_model import LinearRegression
 
     train, valid = small
-    with pytest.raises(oa.ValidationError, match="scorer .accuracy. cannot score LinearRegression .regression."):
+    with pytest.raises(
+        oa.ValidationError, match="scorer .accuracy. cannot score LinearRegression .regression."
+    ):
         oa.ModelUtility(LinearRegression(), train, valid, scorer="accuracy")
 
 

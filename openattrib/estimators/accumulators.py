@@ -5,6 +5,12 @@ so the result depends only on the order of the samples, never on how they were g
 into batches or workers. :class:`SamplingState` holds everything needed to continue a run
 bit for bit (counts, means, sums of squared deviations, the next draw, counters) and
 round-trips through JSON exactly (Python's float repr is the shortest exact one).
+
+On a point-level game whose points have contributors, a kernel may also keep, under
+:data:`CONTRIBUTOR_KEY`, a running mean and variance of the per-draw *sums* of the point
+estimates over each contributor's points (one entry per contributor, in the order of
+:func:`contributor_groups`). Points of one draw are correlated, so the standard error of a
+contributor's total must come from these per-draw sums, not from the per-point errors.
 """
 
 from __future__ import annotations
@@ -25,11 +31,31 @@ __all__ = [
     "Kernel",
     "SamplingState",
     "batch_rng",
+    "contributor_groups",
+    "CONTRIBUTOR_KEY",
     "failure_counts",
     "failures_since",
 ]
 
 STATE_FORMAT = "openattrib.sampling_state/1"
+CONTRIBUTOR_KEY = "contributor_sum"
+
+
+def contributor_groups(game: Game) -> tuple[list[str], np.ndarray] | None:
+    """``(names, codes)`` of the contributors of a game's points, or ``None`` when it has none.
+
+    Names are in order of first appearance (as in ``Attribution.by_contributor``) and
+    ``codes[i]`` is the index in ``names`` of the contributor of point ``i``.
+    """
+    contributors = getattr(game, "point_contributors", None)
+    if contributors is None:
+        return None
+    labels = [str(c) for c in np.asarray(contributors, dtype=object).reshape(-1)]
+    if len(labels) != game.n_players:
+        return None
+    names = list(dict.fromkeys(labels))
+    index = {name: i for i, name in enumerate(names)}
+    return names, np.array([index[c] for c in labels], dtype=np.intp)
 
 
 def batch_rng(seed: int, batch: int) -> np.random.Generator:
@@ -146,6 +172,7 @@ class SamplingState:
     evaluations: int = 0
     failures: Counter = field(default_factory=Counter)
     elapsed: float = 0.0
+    contributor_names: list[str] | None = None
 
     def merged(self, kernel: Kernel, chunk: Chunk) -> SamplingState:
         """A new state with ``chunk`` folded in (the old state is left untouched, so an
@@ -164,10 +191,11 @@ class SamplingState:
             self.evaluations + chunk.evaluations,
             failures,
             self.elapsed,
+            self.contributor_names,
         )
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "format": STATE_FORMAT,
             "kernel": self.kernel,
             "fingerprint": self.fingerprint,
@@ -179,6 +207,9 @@ class SamplingState:
             "elapsed": self.elapsed,
             "accumulators": {k: w.to_json() for k, w in self.accumulators.items()},
         }
+        if self.contributor_names is not None:
+            out["contributor_names"] = list(self.contributor_names)
+        return out
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> SamplingState:
@@ -188,14 +219,28 @@ class SamplingState:
                 "not a sampling state); pass a result of a Monte Carlo estimator or its checkpoint file"
             )
         n = int(data["n_players"])
+        names = data.get("contributor_names")
+        names = None if names is None else [str(c) for c in names]
+        accumulators = {}
+        for key, value in data["accumulators"].items():
+            if key == CONTRIBUTOR_KEY:
+                if names is None:
+                    raise ValidationError(
+                        "sampling state has contributor sums but no contributor names; "
+                        "the saved result is damaged, start a new run"
+                    )
+                accumulators[key] = Welford.from_json(value, len(names))
+            else:
+                accumulators[key] = Welford.from_json(value, n)
         return cls(
             kernel=str(data["kernel"]),
             fingerprint=dict(data["fingerprint"]),
             seed=int(data["seed"]),
             n_players=n,
-            accumulators={k: Welford.from_json(v, n) for k, v in data["accumulators"].items()},
+            accumulators=accumulators,
             next_draw=int(data["next_draw"]),
             evaluations=int(data["evaluations"]),
             failures=Counter({str(k): int(v) for k, v in dict(data.get("failures", {})).items()}),
             elapsed=float(data.get("elapsed", 0.0)),
+            contributor_names=names,
         )

@@ -20,7 +20,15 @@ import numpy as np
 
 from ..errors import ValidationError
 from ..games import Game
-from .accumulators import Chunk, Welford, batch_rng, failure_counts, failures_since
+from .accumulators import (
+    CONTRIBUTOR_KEY,
+    Chunk,
+    Welford,
+    batch_rng,
+    contributor_groups,
+    failure_counts,
+    failures_since,
+)
 
 __all__ = ["Truncation", "parse_truncation", "PermutationKernel"]
 
@@ -129,7 +137,9 @@ class PermutationKernel:
     """Draws permutations (or antithetic pairs) and returns per-player reweighted marginals.
 
     ``factors[k]`` is the importance weight of the marginal at position k (``None`` for
-    Shapley, where it is exactly 1).
+    Shapley, where it is exactly 1). ``group_codes`` (set by :meth:`prepare` when the game's
+    points have contributors) maps each point to its contributor: :meth:`merge` then also
+    accumulates, per draw, the sum of the point estimates over each contributor's points.
     """
 
     seed: int
@@ -138,6 +148,8 @@ class PermutationKernel:
     antithetic: bool = False
     truncation: Truncation | None = None
     grand_value: float | None = None
+    group_codes: np.ndarray | None = None
+    n_groups: int = 0
 
     name = "permutation"
 
@@ -154,21 +166,32 @@ class PermutationKernel:
         }
 
     def prepare(self, game: Game) -> tuple[PermutationKernel, int]:
-        """Evaluate v(N) once in the parent when truncation needs it."""
+        """Read the contributors of the points; evaluate v(N) once when truncation needs it."""
+        groups = contributor_groups(game)
+        kernel = self
+        if groups is not None:
+            kernel = replace(kernel, group_codes=groups[1], n_groups=len(groups[0]))
         if self.truncation is None:
-            return self, 0
-        return replace(self, grand_value=float(game.grand_value)), 1
+            return kernel, 0
+        return replace(kernel, grand_value=float(game.grand_value)), 1
 
     def max_evaluations_per_draw(self, n_players: int) -> int:
         return (n_players + 1) * self.samples_per_draw
 
     def new_accumulators(self, n_players: int) -> dict[str, Welford]:
-        return {"marginal": Welford(n_players)}
+        acc = {"marginal": Welford(n_players)}
+        if self.group_codes is not None:
+            acc[CONTRIBUTOR_KEY] = Welford(self.n_groups)
+        return acc
 
     def merge(self, acc: dict[str, Welford], chunk: Chunk) -> None:
         welford = acc["marginal"]
         for row in chunk.data:
             welford.add(row)
+        groups = acc.get(CONTRIBUTOR_KEY)
+        if groups is not None and self.group_codes is not None:
+            for row in chunk.data:  # per-draw contributor totals, in draw order
+                groups.add(np.bincount(self.group_codes, weights=row, minlength=self.n_groups))
 
     def estimate(self, acc: dict[str, Welford]) -> tuple[np.ndarray, np.ndarray]:
         welford = acc["marginal"]

@@ -12,6 +12,14 @@ same seed and the same number of draws give bit-identical results.
 The accumulator state (counts, means, sums of squared deviations, the next draw) is
 stored in ``diagnostics["state"]`` of every result, as JSON numbers, which round-trip
 float64 exactly; ``continue_from=`` resumes from it.
+
+On a point-level game whose points have contributors, the permutation kernel also folds
+in, per draw, the sum of the point estimates over each contributor's points (same order,
+same state, same exactness). The mean of these sums is the contributor's total and their
+sample standard error accounts for the correlation between points sharing a draw; both go
+into ``diagnostics["by_contributor"]``, which ``Attribution.by_contributor()`` uses. MSR
+Banzhaf has no per-draw estimate to sum (each coalition feeds the "in" and "out" means
+of different players), so it keeps the plain sums without error bars.
 """
 
 from __future__ import annotations
@@ -31,7 +39,13 @@ from ..errors import BudgetError, ValidationError
 from ..games import Game
 from ..parallel import Executor
 from ..result import Attribution, make_provenance
-from .accumulators import Kernel, SamplingState, failure_counts
+from .accumulators import (
+    CONTRIBUTOR_KEY,
+    Kernel,
+    SamplingState,
+    contributor_groups,
+    failure_counts,
+)
 
 __all__ = ["run_sampling", "check_seed", "resolve_stop"]
 
@@ -139,13 +153,18 @@ def run_sampling(
         executor.check_shareable(game)
         kernel, setup_evaluations = kernel.prepare(game)
         if continue_from is None:
+            accumulators = kernel.new_accumulators(n)
+            groups = contributor_groups(game)
             state = SamplingState(
                 kernel.name,
                 fingerprint,
                 seed,
                 n,
-                kernel.new_accumulators(n),
+                accumulators,
                 evaluations=setup_evaluations,
+                contributor_names=(
+                    groups[0] if groups is not None and CONTRIBUTOR_KEY in accumulators else None
+                ),
             )
         run = _Run(
             game,
@@ -191,6 +210,13 @@ def _check_continuation(
             f"continue_from used different sampling parameters {state.fingerprint}; continue with the same "
             f"ones (now {fingerprint}) or start a new run"
         )
+    if state.contributor_names is not None:
+        groups = contributor_groups(game)
+        if groups is None or groups[0] != state.contributor_names:
+            raise ValidationError(
+                "continue_from was computed on points with different contributors; continue with "
+                "the same game and data, or start a new run"
+            )
     if seed is not None and check_seed(seed) != state.seed:
         raise ValidationError(
             f"continue_from was run with seed={state.seed}, not {seed}; omit seed= (or pass the same one) to continue"
@@ -343,6 +369,16 @@ class _Run:
         }
         if failure_counts(game) is not None:
             diagnostics["defaulted_coalitions"] = dict(state.failures)
+        sums = state.accumulators.get(CONTRIBUTOR_KEY)
+        if sums is not None and state.contributor_names is not None:
+            diagnostics["by_contributor"] = {
+                "names": list(state.contributor_names),
+                "values": _finite_or_none(np.where(sums.count > 0, sums.mean, np.nan)),
+                "stderr": _finite_or_none(np.sqrt(sums.variance_of_mean())),
+                "counts": (sums.count * self.kernel.samples_per_draw).tolist(),
+                "estimator": "mean and sample standard error of the per-draw sums of the point "
+                "estimates over each contributor's points",
+            }
         return Attribution(
             values,
             game.player_names,
