@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import pickle
 import warnings
+import zlib
 
 import numpy as np
 import pytest
@@ -96,13 +97,13 @@ def games(case, seed=0, players="points", data=None):
     return fast, slow
 
 
-def check_agreement(fast, slow, rng, n_walks=2, n_masks=15):
+def check_agreement(fast, slow, rng, n_walks=2, n_masks=15, rtol=RTOL):
     n = fast.n_players
     for _ in range(n_walks):
         perm = rng.permutation(n)
         got, got_n = fast.prefix_walk(perm)
         want, want_n = slow.prefix_walk(perm)
-        np.testing.assert_allclose(got, want, rtol=RTOL, atol=ATOL)
+        np.testing.assert_allclose(got, want, rtol=rtol, atol=ATOL)
         assert got_n == want_n == n + 1
     # truncation: same questions asked, same stop, same repeated tail
     perm = rng.permutation(n)
@@ -118,7 +119,7 @@ def check_agreement(fast, slow, rng, n_walks=2, n_masks=15):
 
     got, got_n = fast.prefix_walk(perm, truncation("fast"))
     want, want_n = slow.prefix_walk(perm, truncation("slow"))
-    np.testing.assert_allclose(got, want, rtol=RTOL, atol=ATOL)
+    np.testing.assert_allclose(got, want, rtol=rtol, atol=ATOL)
     assert got_n == want_n == stop_at + 1
     assert asked["fast"] == asked["slow"]
     masks = rng.random((n_masks, n)) < rng.uniform(0.05, 1.0, size=(n_masks, 1))
@@ -126,15 +127,19 @@ def check_agreement(fast, slow, rng, n_walks=2, n_masks=15):
     masks[1] = True
     masks[2] = np.eye(n, dtype=bool)[0]
     np.testing.assert_allclose(
-        fast.evaluate_batch(masks), slow.evaluate_batch(masks), rtol=RTOL, atol=ATOL
+        fast.evaluate_batch(masks), slow.evaluate_batch(masks), rtol=rtol, atol=ATOL
     )
 
 
 @pytest.mark.parametrize("players", ["points", "contributors"])
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_fast_path_equals_generic_refit(case, players):
-    fast, slow = games(case, seed=hash(case) % 1000, players=players)
-    check_agreement(fast, slow, np.random.default_rng(1))
+    # a stable seed per case (str hash() changes between processes)
+    fast, slow = games(case, seed=zlib.crc32(case.encode()) % 1000, players=players)
+    # alpha=1e-6 leaves the normal equations ill-conditioned: rounding differences between
+    # the incremental and the refit solve are amplified by the condition number
+    rtol = 1e-7 if "tiny-alpha" in case else RTOL
+    check_agreement(fast, slow, np.random.default_rng(1), rtol=rtol)
 
 
 @pytest.mark.parametrize(
