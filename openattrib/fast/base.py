@@ -4,11 +4,14 @@ A model-specific fast path subclasses :class:`FastPath` and implements three hoo
 
 ``start_walk()``
     A fresh incremental state (no rows yet).
-``extend(state, steps, needed)``
+``extend(state, steps, needed, present=..., rows=...)``
     Add the rows of each step in ``steps`` (a list of row-index arrays) in turn and return
     the validation outputs after each step, shape ``(len(steps), n_valid)``, plus one
     ``trouble`` entry per step (``None`` when the output is exact). Rows of steps whose
-    ``needed`` entry is False must still be added, but their outputs are ignored.
+    ``needed`` entry is False must still be added, but their outputs are ignored. The walk
+    keeps the book for every path: ``present[j]`` says which classes the prefix up to step
+    ``j`` contains (``None`` for regressors) and ``rows`` holds every row of the walk so far,
+    this block's included, in order.
 ``outputs(row_sets)``
     The same for unrelated coalitions (a list of row-index arrays), vectorised where the
     algebra allows.
@@ -68,7 +71,13 @@ class FastPath:
         raise NotImplementedError
 
     def extend(
-        self, state: Any, steps: list[np.ndarray], needed: np.ndarray
+        self,
+        state: Any,
+        steps: list[np.ndarray],
+        needed: np.ndarray,
+        *,
+        present: np.ndarray | None,
+        rows: np.ndarray,
     ) -> tuple[np.ndarray, list[Trouble]]:
         raise NotImplementedError
 
@@ -262,7 +271,7 @@ class _Walk:
             for j in np.flatnonzero(n_present < 2):
                 needed[j] = False
                 single[int(j)] = int(np.flatnonzero(present[j])[0])
-        outputs, troubles = path.extend(state, steps, needed)
+        outputs, troubles = path.extend(state, steps, needed, present=present, rows=all_rows)
         values = np.empty(len(steps))
         deltas: list[Counter | None] = [None] * len(steps)
         for j, label in single.items():

@@ -124,7 +124,13 @@ class KNNFastPath(FastPath):
         return _Neighbours(self.n_valid, self.k)
 
     def extend(
-        self, state: _Neighbours, steps: list[np.ndarray], needed: np.ndarray
+        self,
+        state: _Neighbours,
+        steps: list[np.ndarray],
+        needed: np.ndarray,
+        *,
+        present: np.ndarray | None,
+        rows: np.ndarray,
     ) -> tuple[np.ndarray, list]:
         all_rows = np.concatenate(steps)
         distances = self._distances_to(all_rows)

@@ -75,15 +75,14 @@ def _check_linear_params(estimator: Any) -> tuple[float, bool, float]:
 
 
 class _Sums:
-    """Running sums of a prefix: count, sum x, sum x x', sum t, sum x t', class counts."""
+    """Running sums of a prefix: count, sum x, sum x x', sum t, sum x t'."""
 
-    def __init__(self, d: int, t: int, n_classes: int) -> None:
+    def __init__(self, d: int, t: int) -> None:
         self.n = 0.0
         self.s1 = np.zeros(d)
         self.sxx = np.zeros((d, d))
         self.st = np.zeros(t)
         self.sxt = np.zeros((d, t))
-        self.counts = np.zeros(n_classes, dtype=np.int64)
 
 
 class LinearFastPath(FastPath):
@@ -119,10 +118,16 @@ class LinearFastPath(FastPath):
 
     # -- hooks -------------------------------------------------------------------------
     def start_walk(self) -> _Sums:
-        return _Sums(self.X.shape[1], self.T.shape[1], self.n_classes)
+        return _Sums(self.X.shape[1], self.T.shape[1])
 
     def extend(
-        self, state: _Sums, steps: list[np.ndarray], needed: np.ndarray
+        self,
+        state: _Sums,
+        steps: list[np.ndarray],
+        needed: np.ndarray,
+        *,
+        present: np.ndarray | None,
+        rows: np.ndarray,
     ) -> tuple[np.ndarray, list]:
         sizes = np.array([len(s) for s in steps], dtype=np.float64)
         if (sizes == 1).all():
@@ -142,15 +147,6 @@ class LinearFastPath(FastPath):
         sxx = state.sxx + np.cumsum(d_sxx, axis=0)
         sxt = state.sxt + np.cumsum(d_sxt, axis=0)
         state.n, state.s1, state.st, state.sxx, state.sxt = n[-1], s1[-1], st[-1], sxx[-1], sxt[-1]
-        present = None
-        if self.classifier:
-            counts = np.empty((len(steps), self.n_classes), dtype=np.int64)
-            running = state.counts
-            for j, step in enumerate(steps):
-                running = running + np.bincount(self.label_index[step], minlength=self.n_classes)
-                counts[j] = running
-            state.counts = running
-            present = counts > 0
         keep = np.flatnonzero(needed)
         outputs = np.zeros((len(steps), self.n_valid), dtype=np.int64 if self.classifier else float)
         troubles: list = [None] * len(steps)

@@ -99,11 +99,9 @@ def n_vectors(classes: ClassSet) -> int:
 
 
 class _WalkState:
-    """A prefix walk's rows, class counts and latest solution (optimal on ``n_fitted`` rows)."""
+    """A prefix walk's latest solution (optimal on its first ``n_fitted`` rows)."""
 
-    def __init__(self, n_classes: int) -> None:
-        self.rows: list[np.ndarray] = []
-        self.counts = np.zeros(n_classes, dtype=np.int64)
+    def __init__(self) -> None:
         self.coef: np.ndarray | None = None
         self.classes: ClassSet | None = None
         self.n_fitted = 0
@@ -189,20 +187,19 @@ class LogisticFastPath(FastPath):
 
     # -- prefix walks --------------------------------------------------------------------
     def start_walk(self) -> _WalkState:
-        return _WalkState(self.n_classes)
+        return _WalkState()
 
     def extend(
-        self, state: _WalkState, steps: list[np.ndarray], needed: np.ndarray
+        self,
+        state: _WalkState,
+        steps: list[np.ndarray],
+        needed: np.ndarray,
+        *,
+        present: np.ndarray | None,
+        rows: np.ndarray,
     ) -> tuple[np.ndarray, list]:
-        state.rows.extend(steps)
-        rows = np.concatenate(state.rows)
-        state.rows = [rows]
         sizes = np.array([len(s) for s in steps])
         ends = len(rows) - sizes.sum() + np.cumsum(sizes)
-        present = np.empty((len(steps), self.n_classes), dtype=bool)
-        for j, step in enumerate(steps):
-            state.counts += np.bincount(self.label_index[step], minlength=self.n_classes)
-            present[j] = state.counts > 0
         outputs = np.zeros((len(steps), self.n_valid), dtype=np.int64)
         troubles: list = [None] * len(steps)
         first = 0

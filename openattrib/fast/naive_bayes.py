@@ -89,7 +89,13 @@ class GaussianNBFastPath(FastPath):
         return _GaussianState(self.n_classes, self.X.shape[1])
 
     def extend(
-        self, state: _GaussianState, steps: list[np.ndarray], needed: np.ndarray
+        self,
+        state: _GaussianState,
+        steps: list[np.ndarray],
+        needed: np.ndarray,
+        *,
+        present: np.ndarray | None,
+        rows: np.ndarray,
     ) -> tuple[np.ndarray, list]:
         B, C, d = len(steps), self.n_classes, self.X.shape[1]
         counts = np.empty((B, C))
@@ -193,7 +199,13 @@ class MultinomialNBFastPath(FastPath):
         return _MultinomialState(self.n_classes, self.X.shape[1])
 
     def extend(
-        self, state: _MultinomialState, steps: list[np.ndarray], needed: np.ndarray
+        self,
+        state: _MultinomialState,
+        steps: list[np.ndarray],
+        needed: np.ndarray,
+        *,
+        present: np.ndarray | None,
+        rows: np.ndarray,
     ) -> tuple[np.ndarray, list]:
         B, C, d = len(steps), self.n_classes, self.X.shape[1]
         counts = np.empty((B, C))
