@@ -241,21 +241,13 @@ class Attribution:
         if not own and self.contributors is not None:
             own = contributors.tolist() == self.contributors.tolist()
         block = self.diagnostics.get("by_contributor")
+        stderr = counts = None
         if own and isinstance(block, Mapping) and list(block.get("names", ())) == ids:
+            # per-draw contributor sums accumulated by the sampler: their spread is the error
+            values = _decode_floats(block["values"])
+            stderr, counts = _decode_floats(block["stderr"]), block["counts"]
             diagnostics["stderr"] = str(block.get("estimator", "per-draw contributor sums"))
-            return Attribution(
-                _decode_floats(block["values"]),
-                ids,
-                stderr=_decode_floats(block["stderr"]),
-                counts=block["counts"],
-                method=f"{self.method} (sum over points by contributor)",
-                parameters=self.parameters,
-                seed=self.seed,
-                provenance=self.provenance,
-                level="contributors",
-                diagnostics=diagnostics,
-            )
-        if self.stderr is not None:
+        elif self.stderr is not None:
             diagnostics["stderr"] = (
                 "not available for sums of correlated point estimates; "
                 "value players='contributors' for contributor-level error bars"
@@ -263,6 +255,8 @@ class Attribution:
         return Attribution(
             values,
             ids,
+            stderr=stderr,
+            counts=counts,
             method=f"{self.method} (sum over points by contributor)",
             parameters=self.parameters,
             seed=self.seed,
