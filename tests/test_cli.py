@@ -20,29 +20,16 @@ def csv_file(tmp_path_factory):
     return path, small
 
 
+def value_cli(path, out, *options: str) -> int:
+    """``openattrib value`` on the test CSV, valuing its contributor column."""
+    args = ["value", "--data", str(path), "--target", "label", "--contributor", "contributor"]
+    return main([*args, *options, "--out", str(out), "--no-progress"])
+
+
 def test_value_exact_by_contributor_matches_the_api(csv_file, tmp_path, capsys):
     path, small = csv_file
     out = tmp_path / "result.json"
-    code = main(
-        [
-            "value",
-            "--data",
-            str(path),
-            "--target",
-            "label",
-            "--contributor",
-            "contributor",
-            "--model",
-            "logistic",
-            "--method",
-            "exact",
-            "--seed",
-            "3",
-            "--out",
-            str(out),
-            "--no-progress",
-        ]
-    )
+    code = value_cli(path, out, "--model", "logistic", "--method", "exact", "--seed", "3")
     assert code == 0
     result = oa.Attribution.load(out)
     assert result.level == "contributors" and result.method == "exact_shapley"
@@ -57,29 +44,7 @@ def test_value_exact_by_contributor_matches_the_api(csv_file, tmp_path, capsys):
 def test_value_loo_points(csv_file, tmp_path):
     path, small = csv_file
     out = tmp_path / "loo.json"
-    assert (
-        main(
-            [
-                "value",
-                "--data",
-                str(path),
-                "--target",
-                "label",
-                "--contributor",
-                "contributor",
-                "--players",
-                "points",
-                "--model",
-                "knn",
-                "--method",
-                "loo",
-                "--out",
-                str(out),
-                "--no-progress",
-            ]
-        )
-        == 0
-    )
+    assert value_cli(path, out, "--players", "points", "--model", "knn", "--method", "loo") == 0
     result = oa.Attribution.load(out)
     assert result.level == "points" and len(result) == small.n_samples - int(
         np.ceil(0.3 * small.n_samples)
@@ -132,46 +97,16 @@ def test_missing_file_is_one_line(tmp_path, capsys):
 
 def test_monte_carlo_without_stopping_rule_is_a_clear_error(csv_file, tmp_path, capsys):
     path, _ = csv_file
-    code = main(
-        [
-            "value",
-            "--data",
-            str(path),
-            "--target",
-            "label",
-            "--contributor",
-            "contributor",
-            "--method",
-            "tmc",
-            "--out",
-            str(tmp_path / "o.json"),
-            "--no-progress",
-        ]
-    )
+    code = value_cli(path, tmp_path / "o.json", "--method", "tmc")
     assert code == 1
     assert "--max-samples" in capsys.readouterr().err
 
 
 def test_tmc_same_seed_same_values_and_recipe_recorded(csv_file, tmp_path):
     path, _ = csv_file
-    base = [
-        "value",
-        "--data",
-        str(path),
-        "--target",
-        "label",
-        "--contributor",
-        "contributor",
-        "--method",
-        "tmc",
-        "--max-samples",
-        "6",
-        "--seed",
-        "5",
-        "--no-progress",
-    ]
-    assert main([*base, "--out", str(tmp_path / "a.json")]) == 0
-    assert main([*base, "--n-jobs", "2", "--out", str(tmp_path / "b.json")]) == 0
+    tmc = ("--method", "tmc", "--max-samples", "6", "--seed", "5")
+    assert value_cli(path, tmp_path / "a.json", *tmc) == 0
+    assert value_cli(path, tmp_path / "b.json", *tmc, "--n-jobs", "2") == 0
     a, b = oa.Attribution.load(tmp_path / "a.json"), oa.Attribution.load(tmp_path / "b.json")
     np.testing.assert_array_equal(a.values, b.values)
     assert a.stderr is not None and a.result_hash() == b.result_hash()
@@ -181,29 +116,7 @@ def test_tmc_same_seed_same_values_and_recipe_recorded(csv_file, tmp_path):
 def test_knn_method_equals_api(csv_file, tmp_path):
     path, _ = csv_file
     out = tmp_path / "knn.json"
-    assert (
-        main(
-            [
-                "value",
-                "--data",
-                str(path),
-                "--target",
-                "label",
-                "--contributor",
-                "contributor",
-                "--players",
-                "points",
-                "--method",
-                "knn",
-                "--k",
-                "3",
-                "--out",
-                str(out),
-                "--no-progress",
-            ]
-        )
-        == 0
-    )
+    assert value_cli(path, out, "--players", "points", "--method", "knn", "--k", "3") == 0
     ds = oa.Dataset.from_csv(path, target="label", contributor="contributor")
     train, valid = standardize(*ds.split(test_size=0.3, seed=0))
     expected = oa.knn_shapley(train, valid, k=3, progress=False)
@@ -213,27 +126,7 @@ def test_knn_method_equals_api(csv_file, tmp_path):
 def test_oob_by_contributor(csv_file, tmp_path):
     path, _ = csv_file
     out = tmp_path / "oob.json"
-    assert (
-        main(
-            [
-                "value",
-                "--data",
-                str(path),
-                "--target",
-                "label",
-                "--contributor",
-                "contributor",
-                "--method",
-                "oob",
-                "--n-estimators",
-                "30",
-                "--out",
-                str(out),
-                "--no-progress",
-            ]
-        )
-        == 0
-    )
+    assert value_cli(path, out, "--method", "oob", "--n-estimators", "30") == 0
     result = oa.Attribution.load(out)
     assert result.level == "contributors" and result.counts is not None
 
@@ -241,29 +134,7 @@ def test_oob_by_contributor(csv_file, tmp_path):
 def test_ledger_reproduce_recomputes_a_recorded_run(csv_file, tmp_path, capsys):
     path, _ = csv_file
     out, ledger = tmp_path / "run.json", tmp_path / "ledger.sqlite"
-    assert (
-        main(
-            [
-                "value",
-                "--data",
-                str(path),
-                "--target",
-                "label",
-                "--contributor",
-                "contributor",
-                "--method",
-                "banzhaf",
-                "--max-samples",
-                "20",
-                "--seed",
-                "9",
-                "--out",
-                str(out),
-                "--no-progress",
-            ]
-        )
-        == 0
-    )
+    assert value_cli(path, out, "--method", "banzhaf", "--max-samples", "20", "--seed", "9") == 0
     assert main(["ledger", "append", str(ledger), "--run", str(out)]) == 0
     capsys.readouterr()
     assert (
@@ -283,26 +154,8 @@ def test_ledger_reproduce_recomputes_a_recorded_run(csv_file, tmp_path, capsys):
 def test_unreachable_dask_scheduler_is_one_clear_line(csv_file, tmp_path, capsys):
     path, _ = csv_file
     out = tmp_path / "never.json"
-    code = main(
-        [
-            "value",
-            "--data",
-            str(path),
-            "--target",
-            "label",
-            "--contributor",
-            "contributor",
-            "--method",
-            "permutation",
-            "--max-samples",
-            "4",
-            "--scheduler",
-            "tcp://127.0.0.1:9",
-            "--out",
-            str(out),
-            "--no-progress",
-        ]
-    )
+    dask = ("--scheduler", "tcp://127.0.0.1:9")
+    code = value_cli(path, out, "--method", "permutation", "--max-samples", "4", *dask)
     assert code == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "127.0.0.1:9" in err[0]
