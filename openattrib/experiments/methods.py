@@ -81,7 +81,6 @@ class Method:
     needs: tuple[str, ...]
     semivalue: str | None = None  # which exact semivalue a long run converges to
     monte_carlo: bool = False
-    point_level: bool = False  # values points only (summed per contributor when needed)
     description: str = ""
 
 
@@ -235,7 +234,6 @@ METHODS: dict[str, Method] = {
             {"k": 5},
             _run_knn,
             ("knn_shapley",),
-            point_level=True,
             description="closed-form KNN-Shapley",
         ),
         Method(
@@ -243,7 +241,6 @@ METHODS: dict[str, Method] = {
             {"n_estimators": 200},
             _run_oob,
             ("data_oob",),
-            point_level=True,
             description="Data-OOB",
         ),
         Method(
@@ -251,12 +248,9 @@ METHODS: dict[str, Method] = {
             {"damping": 0.0},
             _run_influence,
             ("influence",),
-            point_level=True,
             description="influence functions, summed over validation points",
         ),
-        Method(
-            "random", {}, _run_random, (), point_level=True, description="random values (baseline)"
-        ),
+        Method("random", {}, _run_random, (), description="random values (baseline)"),
     )
 }
 

@@ -123,7 +123,6 @@ class Apportionment:
     hamilton_pool: int = 0
     hamilton_weight: int = 0
     leftover: int = 0
-    n_active: int = 0
 
 
 def _smallest_quota(pool: int, ordered: list[int], k: int, cap: int | None) -> Fraction:
@@ -222,12 +221,7 @@ def apportion(
         out.floors[i] = floors[position]
         out.remainders[i] = remainders[position]
         out.remainder_rank[i] = ranks[position]
-    out.hamilton_pool, out.hamilton_weight, out.leftover, out.n_active = (
-        r_pool,
-        r_weight,
-        leftover,
-        k,
-    )
+    out.hamilton_pool, out.hamilton_weight, out.leftover = r_pool, r_weight, leftover
     return out
 
 
