@@ -28,11 +28,16 @@ NODE_DEPS := tests/node/node_modules/.package-lock.json
 $(NODE_DEPS): tests/node/package.json tests/node/package-lock.json
 	@if command -v npm >/dev/null; then npm ci --prefix tests/node --no-audit --no-fund --loglevel=error; else echo "npm not found: the EVM cross-check against @openzeppelin/merkle-tree will be skipped"; fi
 
+# Two workers (the machines have 2 cores); tests are independent and seeded, so the order
+# and the worker a test lands on do not change any result. PYTEST_WORKERS=0 runs in-process.
+PYTEST_WORKERS ?= 2
+PYTEST := $(BIN)/python -m pytest -q -p no:cacheprovider -n $(PYTEST_WORKERS) --dist worksteal
+
 test: $(STAMP) $(NODE_DEPS)
-	$(BIN)/python -m pytest -q -p no:cacheprovider
+	$(PYTEST)
 
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -q -m "not slow and not notebook"
+	$(PYTEST) -m "not slow and not notebook"
 
 experiment: $(STAMP)
 	$(BIN)/openattrib experiment experiments/quick.toml --out results/quick

@@ -9,22 +9,15 @@ import struct
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import random_arrays
 
 from openattrib.data import HASH_HEADER, Dataset
 from openattrib.errors import UnsupportedError, ValidationError
 
 
-def small(n=12, d=3, seed=0, contributors=True):
-    rng = np.random.default_rng(seed)
-    X = rng.normal(size=(n, d))
-    y = np.arange(n) % 2
-    ids = [f"c{i % 3}" for i in range(n)] if contributors else None
-    return X, y, ids
-
-
 # ---------------------------------------------------------------------------- construction
 def test_basic_properties_and_read_only():
-    X, y, ids = small()
+    X, y, ids = random_arrays()
     ds = Dataset(X, y, contributors=ids)
     assert ds.X.dtype == np.float64 and ds.X.flags.c_contiguous
     assert ds.n_samples == 12 and ds.n_features == 3 and len(ds) == 12
@@ -44,7 +37,7 @@ def test_basic_properties_and_read_only():
 
 
 def test_copy_false_does_not_freeze_caller_array():
-    X, y, _ = small()
+    X, y, _ = random_arrays()
     ds = Dataset(X, y, copy=False)
     assert np.shares_memory(ds.X, X)
     assert X.flags.writeable
@@ -62,7 +55,7 @@ def test_contributor_ids_order_of_first_appearance_and_groups():
 
 
 def test_groups_without_contributors_explains_fix():
-    X, y, _ = small(contributors=False)
+    X, y, _ = random_arrays(contributors=False)
     with pytest.raises(ValidationError, match="no contributors.*partition"):
         Dataset(X, y).groups()
 
@@ -264,7 +257,7 @@ def test_content_hash_matches_independent_encoding():
 
 
 def test_content_hash_changes_with_any_single_change():
-    X, y, ids = small()
+    X, y, ids = random_arrays()
     base = Dataset(X, y, contributors=ids)
     X2 = X.copy()
     X2[5, 1] = np.nextafter(X2[5, 1], np.inf)
@@ -286,7 +279,7 @@ def test_content_hash_changes_with_any_single_change():
 
 
 def test_content_hash_invariant_to_container_and_dtype():
-    X, y, ids = small()
+    X, y, ids = random_arrays()
     base = Dataset(X, y, contributors=ids)
     df = pd.DataFrame(X, columns=["x0", "x1", "x2"])
     assert Dataset(df, pd.Series(y), contributors=pd.Series(ids)).content_hash() == (
@@ -303,7 +296,7 @@ def test_content_hash_invariant_to_container_and_dtype():
 
 
 def test_pickle_roundtrip_keeps_hash_and_read_only():
-    X, y, ids = small()
+    X, y, ids = random_arrays()
     ds = Dataset(X, y, contributors=ids)
     back = pickle.loads(pickle.dumps(ds))
     assert back.content_hash() == ds.content_hash()
@@ -311,7 +304,7 @@ def test_pickle_roundtrip_keeps_hash_and_read_only():
 
 
 def test_repr_and_html():
-    X, y, ids = small()
+    X, y, ids = random_arrays()
     ds = Dataset(X, y, contributors=ids)
     text = repr(ds)
     assert "n_samples=12" in text and "n_features=3" in text and "n_contributors=3" in text
@@ -321,7 +314,7 @@ def test_repr_and_html():
 
 # ---------------------------------------------------------------------------- subset / with_*
 def test_subset_indices_mask_and_errors():
-    X, y, ids = small()
+    X, y, ids = random_arrays()
     ds = Dataset(X, y, contributors=ids)
     sub = ds.subset([3, 1, 3])
     np.testing.assert_array_equal(sub.X, X[[3, 1, 3]])
@@ -342,7 +335,7 @@ def test_subset_indices_mask_and_errors():
 
 
 def test_with_contributors_and_labels():
-    X, y, ids = small()
+    X, y, ids = random_arrays()
     ds = Dataset(X, y)
     withc = ds.with_contributors(ids)
     assert withc.contributor_ids == ["c0", "c1", "c2"] and ds.contributors is None

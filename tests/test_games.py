@@ -11,19 +11,8 @@ from sklearn.neighbors import KNeighborsClassifier
 import openattrib as oa
 
 
-@pytest.fixture(scope="module")
-def small():
-    raw = oa.datasets.load_breast_cancer()
-    scaled = (raw.X - raw.X.mean(axis=0)) / raw.X.std(axis=0)
-    ds = oa.datasets.partition(oa.Dataset(scaled, raw.y), 6, seed=1)
-    rng = np.random.default_rng(0)
-    rows = rng.choice(ds.n_samples, 160, replace=False)
-    train, valid = ds.subset(rows[:100]), ds.subset(rows[100:])
-    return train, valid
-
-
-def test_point_utility_equals_direct_fit_and_score(small):
-    train, valid = small
+def test_point_utility_equals_direct_fit_and_score(cancer_split):
+    train, valid = cancer_split
     model = LogisticRegression(max_iter=2000)
     game = oa.ModelUtility(model, train, valid, scorer="accuracy")
     rng = np.random.default_rng(1)
@@ -36,8 +25,8 @@ def test_point_utility_equals_direct_fit_and_score(small):
     assert not hasattr(model, "coef_"), "the user's estimator must stay untouched"
 
 
-def test_contributor_utility_uses_every_row_of_the_coalition(small):
-    train, valid = small
+def test_contributor_utility_uses_every_row_of_the_coalition(cancer_split):
+    train, valid = cancer_split
     game = oa.ModelUtility(
         KNeighborsClassifier(3), train, valid, scorer="f1", players="contributors"
     )
@@ -51,8 +40,8 @@ def test_contributor_utility_uses_every_row_of_the_coalition(small):
     assert game(mask) == pytest.approx(f1_score(valid.y, direct.predict(valid.X)))
 
 
-def test_callable_scorer(small):
-    train, valid = small
+def test_callable_scorer(cancer_split):
+    train, valid = cancer_split
 
     def balanced(model, X, y):
         return float(np.mean(model.predict(X) == y))
@@ -63,8 +52,8 @@ def test_callable_scorer(small):
     )
 
 
-def test_empty_and_single_class_coalitions_are_defined_and_counted(small):
-    train, valid = small
+def test_empty_and_single_class_coalitions_are_defined_and_counted(cancer_split):
+    train, valid = cancer_split
     game = oa.ModelUtility(LogisticRegression(), train, valid, empty_value=0.25)
     assert game(np.zeros(game.n_players, bool)) == 0.25
     label = train.y[0]
@@ -76,8 +65,8 @@ def test_empty_and_single_class_coalitions_are_defined_and_counted(small):
     assert game.failure_report() == {"empty": 1, "single_class": 1}
 
 
-def test_fit_errors_use_empty_value_and_are_reported(small):
-    train, valid = small
+def test_fit_errors_use_empty_value_and_are_reported(cancer_split):
+    train, valid = cancer_split
     game = oa.ModelUtility(KNeighborsClassifier(5), train, valid, empty_value=0.0)
     mask = np.zeros(game.n_players, bool)
     mask[[0, 1, 2]] = True
@@ -88,8 +77,8 @@ def test_fit_errors_use_empty_value_and_are_reported(small):
     assert "n_neighbors" in key or "n_samples" in key
 
 
-def test_cache_returns_same_value_without_refitting(small):
-    train, valid = small
+def test_cache_returns_same_value_without_refitting(cancer_split):
+    train, valid = cancer_split
     game = oa.ModelUtility(LogisticRegression(max_iter=2000), train, valid, cache_size=10)
     mask = np.ones(game.n_players, bool)
     first = game(mask)
@@ -97,8 +86,8 @@ def test_cache_returns_same_value_without_refitting(small):
     assert game(mask) == first and game.n_fits == fits
 
 
-def test_model_utility_validation_messages(small):
-    train, valid = small
+def test_model_utility_validation_messages(cancer_split):
+    train, valid = cancer_split
     with pytest.raises(oa.ValidationError, match="unknown scorer 'acuracy'"):
         oa.ModelUtility(LogisticRegression(), train, valid, scorer="acuracy")
     with pytest.raises(oa.ValidationError, match="players must be"):
@@ -135,8 +124,8 @@ def test_prefix_walk_and_truncation():
     assert evaluated == 3
 
 
-def test_exact_values_on_model_game_by_contributor(small):
-    train, valid = small
+def test_exact_values_on_model_game_by_contributor(cancer_split):
+    train, valid = cancer_split
     game = oa.ModelUtility(LogisticRegression(max_iter=2000), train, valid, players="contributors")
     result = oa.exact_shapley(game, progress=False)
     assert result.level == "contributors"
@@ -145,10 +134,10 @@ def test_exact_values_on_model_game_by_contributor(small):
     assert result.diagnostics["utility_evaluations"] == 2**6
 
 
-def test_scorer_that_does_not_fit_the_task_is_refused(small):
+def test_scorer_that_does_not_fit_the_task_is_refused(cancer_split):
     from sklearn.linear_model import LinearRegression
 
-    train, valid = small
+    train, valid = cancer_split
     with pytest.raises(
         oa.ValidationError, match="scorer .accuracy. cannot score LinearRegression .regression."
     ):
@@ -172,10 +161,10 @@ def test_auto_empty_value_is_a_baseline_for_negative_error_scorers():
     assert r2.empty_value == 0.0
 
 
-def test_unseeded_random_estimators_are_seeded_per_clone(small):
+def test_unseeded_random_estimators_are_seeded_per_clone(cancer_split):
     from sklearn.ensemble import RandomForestClassifier
 
-    train, valid = small
+    train, valid = cancer_split
     runs = [
         oa.permutation_shapley(
             oa.ModelUtility(

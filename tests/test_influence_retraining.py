@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import standardised
 from scipy.stats import spearmanr
 from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.metrics import roc_auc_score
-from sklearn.preprocessing import StandardScaler
 
 import openattrib as oa
 from openattrib.errors import ValidationError
@@ -24,13 +24,9 @@ from openattrib.influence import (
 )
 
 
-def _standardised(ds: oa.Dataset) -> oa.Dataset:
-    return oa.Dataset(StandardScaler().fit_transform(ds.X), ds.y)
-
-
 @pytest.fixture(scope="module")
 def cancer():
-    ds = _standardised(oa.datasets.load_breast_cancer())
+    ds = standardised(oa.datasets.load_breast_cancer())
     return ds.split(test_size=169, seed=0)  # 400 training points
 
 
@@ -69,7 +65,7 @@ def test_predicted_loss_change_matches_leave_one_out_refits(cancer):
 
 def test_ridge_prediction_attribution_matches_refits():
     """Without a label, a regression prediction is explained: f(x) - f_{-i}(x)."""
-    ds = _standardised(oa.datasets.load_diabetes())
+    ds = standardised(oa.datasets.load_diabetes())
     ds = oa.Dataset(ds.X, oa.datasets.load_diabetes().y.astype(float))
     train = oa.datasets.partition(ds.subset(np.arange(300)), 30, seed=0)  # 10 rows each
     x = ds.X[350]
@@ -97,6 +93,7 @@ def test_ridge_prediction_attribution_matches_refits():
     assert np.corrcoef(by.values, removed)[0, 1] > 0.95
 
 
+@pytest.mark.slow  # 50 real retrainings
 def test_lds_of_influence_on_digits_is_high():
     """LDS (Park et al. 2023): alpha = 0.5, 50 random half subsets, Spearman per test point."""
     digits = oa.datasets.load_digits()

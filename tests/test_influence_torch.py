@@ -198,6 +198,7 @@ def _fit_mlp(X, y, seed: int, steps: int = 150):
     return net
 
 
+@pytest.mark.slow  # 50 real retrainings
 def test_trak_lds_on_a_small_mlp():
     """TRAK's LDS against MLPs actually retrained on 50 random half subsets."""
     ds = oa.datasets.make_classification(

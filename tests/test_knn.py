@@ -215,22 +215,14 @@ def test_result_metadata_and_contributors():
 
 
 # ----------------------------------------------------------------------------- bad input
-@pytest.fixture
-def small():
-    rng = np.random.default_rng(0)
-    return oa.Dataset(rng.normal(size=(20, 3)), rng.integers(0, 2, 20)), oa.Dataset(
-        rng.normal(size=(5, 3)), rng.integers(0, 2, 5)
-    )
-
-
 @pytest.mark.parametrize("k", [0, -1, 2.5, True, "5"])
-def test_bad_k(small, k):
+def test_bad_k(tiny_pair, k):
     with pytest.raises(ValidationError, match="k must be"):
-        knn_shapley(*small, k=k, progress=False)
+        knn_shapley(*tiny_pair, k=k, progress=False)
 
 
-def test_bad_inputs_name_the_problem(small):
-    train, test = small
+def test_bad_inputs_name_the_problem(tiny_pair):
+    train, test = tiny_pair
     other = oa.Dataset(np.zeros((4, 2)), [0, 1, 0, 1])
     with pytest.raises(ValidationError, match="test has 2 features but train has 3"):
         knn_shapley(train, other, progress=False)
@@ -258,8 +250,8 @@ def test_bad_inputs_name_the_problem(small):
         oa.Dataset(train.X[:3], [0, None, 1])  # missing labels never reach knn_shapley
 
 
-def test_string_labels_and_integral_float_labels(small):
-    train, test = small
+def test_string_labels_and_integral_float_labels(tiny_pair):
+    train, test = tiny_pair
     as_text = knn_shapley(
         oa.Dataset(train.X, np.where(train.y == 1, "yes", "no")),
         oa.Dataset(test.X, np.where(test.y == 1, "yes", "no")),

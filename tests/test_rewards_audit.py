@@ -122,15 +122,8 @@ def test_audit_with_attribution_and_submission_order(demo):
 
 
 # ------------------------------------------------------------------ replication
-@pytest.fixture(scope="module")
-def small():
-    ds = oa.datasets.make_classification(80, 4, 2, class_sep=1.0, seed=3)
-    ds = oa.datasets.partition(ds, 5, seed=3)
-    return ds.split(0.5, seed=0)
-
-
-def test_audit_catches_replication_under_own_name_and_as_sybils(small):
-    train, _ = small
+def test_audit_catches_replication_under_own_name_and_as_sybils(partitioned_split):
+    train, _ = partitioned_split
     assert audit(train).flagged == []
     own, _ = replicate(train, "c1", 1, "own_name")
     report = audit(own)
@@ -141,8 +134,8 @@ def test_audit_catches_replication_under_own_name_and_as_sybils(small):
     assert audit(sybil).flagged == ["c1~sybil1", "c1~sybil2"]
 
 
-def test_replicate_builds_the_copies(small):
-    train, _ = small
+def test_replicate_builds_the_copies(partitioned_split):
+    train, _ = partitioned_split
     rows = train.groups()["c1"]
     own, ids = replicate(train, "c1", 2, "own_name")
     assert ids == ["c1"] and own.n_samples == train.n_samples + 2 * rows.size
@@ -164,8 +157,8 @@ def substitute_game(game: Game, copier: int, extra: int) -> Game:
     return Game.from_function(value, n + extra)
 
 
-def test_replication_with_one_nearest_neighbour_matches_theory(small):
-    train, valid = small
+def test_replication_with_one_nearest_neighbour_matches_theory(partitioned_split):
+    train, valid = partitioned_split
     model = KNeighborsClassifier(n_neighbors=1)  # duplicated rows never change its predictions
     table = replication_experiment(
         train, valid, "c1", model=model, copies=(0, 1, 2), methods=("shapley", "banzhaf", "loo")
@@ -190,8 +183,8 @@ def test_replication_with_one_nearest_neighbour_matches_theory(small):
     assert ((shares >= 0) & (shares <= 1)).all()
 
 
-def test_replication_table_shape_and_knn_column(small):
-    train, valid = small
+def test_replication_table_shape_and_knn_column(partitioned_split):
+    train, valid = partitioned_split
     table = replication_experiment(
         train,
         valid,
@@ -213,8 +206,8 @@ def test_replication_table_shape_and_knn_column(small):
         )
 
 
-def test_replication_experiment_validates_inputs(small):
-    train, valid = small
+def test_replication_experiment_validates_inputs(partitioned_split):
+    train, valid = partitioned_split
     with pytest.raises(ValidationError, match="not in the training data"):
         replication_experiment(train, valid, "nobody", methods=("loo",))
     with pytest.raises(ValidationError, match="unknown method"):
