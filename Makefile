@@ -5,12 +5,12 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.openattrib-installed
-EXTRAS ?= dev,notebooks,torch
+EXTRAS ?= dev,docs,notebooks,torch
 export OMP_NUM_THREADS ?= 1
 export OPENBLAS_NUM_THREADS ?= 1
 export MKL_NUM_THREADS ?= 1
 
-.PHONY: demo test test-fast lab lint format clean venv experiment benchmark-table
+.PHONY: demo test test-fast docs lab lint format clean venv experiment benchmark-table
 
 venv: $(STAMP)
 
@@ -46,6 +46,10 @@ experiment: $(STAMP)
 benchmark-table: $(STAMP)
 	$(BIN)/openattrib experiment experiments/benchmark.toml --out results/benchmark
 
+# The documentation site, warnings as errors; open docs/_build/html/index.html.
+docs: $(STAMP)
+	$(BIN)/python -m sphinx -b html -W --keep-going -q docs docs/_build/html
+
 lab: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[notebooks]'
 	$(BIN)/jupyter lab notebooks/
@@ -59,4 +63,4 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix .
 
 clean:
-	rm -rf $(VENV) out .pytest_cache
+	rm -rf $(VENV) out .pytest_cache docs/_build docs/api docs/notebooks

@@ -8,6 +8,7 @@ noisy-label detection benchmark of Ghorbani & Zou, 2019, "Data Shapley"); and
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -32,8 +33,22 @@ __all__ = [
     "DATA_DIR",
 ]
 
+
+def _data_dir() -> Path:
+    """The repository's ``data/`` folder, or where an installed wheel put its files.
+
+    A source checkout (or editable install) reads ``data/`` beside the package. A wheel
+    installs the same files as data files under ``<prefix>/share/openattrib/data`` (see
+    ``[tool.setuptools.data-files]`` in ``pyproject.toml``).
+    """
+    checkout = Path(__file__).resolve().parent.parent / "data"
+    if (checkout / "demo_contributors.csv").is_file():
+        return checkout
+    return Path(sys.prefix) / "share" / "openattrib" / "data"
+
+
 #: Folder holding the committed demo files (the repository's ``data/`` folder).
-DATA_DIR = Path(__file__).resolve().parent.parent / "data"
+DATA_DIR = _data_dir()
 
 
 def _check_seed(seed: Any) -> int:

@@ -91,7 +91,7 @@ class UnanimityGame(_ToyGame):
 
 
 class SymmetricVotingGame(_ToyGame):
-    """v(S) = 1 if |S| > n/2 (a strict majority), else 0. Shapley value 1/n each."""
+    """``v(S) = 1`` if ``|S| > n/2`` (a strict majority), else 0. Shapley value 1/n each."""
 
     def _values(self, masks: np.ndarray) -> np.ndarray:
         return (masks.sum(axis=1) > self.n_players / 2).astype(float)

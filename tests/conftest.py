@@ -7,6 +7,13 @@ writeable, so no test can alter what another one sees.
 
 from __future__ import annotations
 
+import fcntl
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
 import numpy as np
 import pytest
 from sklearn.preprocessing import StandardScaler
@@ -53,3 +60,41 @@ def partitioned_split() -> tuple[oa.Dataset, oa.Dataset]:
     """80 synthetic points among 5 contributors, split half and half."""
     ds = oa.datasets.make_classification(80, 4, 2, class_sep=1.0, seed=3)
     return oa.datasets.partition(ds, 5, seed=3).split(0.5, seed=0)
+
+
+# ----------------------------------------------------------------------------- browser
+def chromium() -> str:
+    """Path of a headless-capable Chromium, installed from Debian's packages if missing.
+
+    The install runs once per machine under a file lock, so two test workers never run
+    apt-get at the same time. Skips (with the reason) where it cannot be installed.
+    """
+    lock_path = Path(tempfile.gettempdir()) / "openattrib-chromium.lock"
+    with open(lock_path, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        for name in ("chromium", "chromium-browser", "google-chrome"):
+            found = shutil.which(name)
+            if found:
+                return found
+        apt = shutil.which("apt-get")
+        if apt and hasattr(os, "geteuid") and os.geteuid() == 0:
+            env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+            install = [apt, "install", "-y", "-q", "chromium"]
+            if subprocess.run(install, env=env, capture_output=True, timeout=900).returncode:
+                subprocess.run([apt, "update", "-q"], env=env, capture_output=True, timeout=600)
+                subprocess.run(install, env=env, capture_output=True, timeout=900)
+            found = shutil.which("chromium")
+            if found:
+                return found
+    pytest.skip(
+        "no Chromium browser available and it cannot be installed here (needs root and apt-get)"
+    )
+
+
+def chromium_args(browser: str, profile: Path) -> list[str]:
+    """Headless flags for a machine with no network but the package registries."""
+    return [
+        browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync",
+        f"--user-data-dir={profile}",
+    ]  # fmt: skip

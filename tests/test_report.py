@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import base64
-import os
 import re
-import shutil
 import subprocess
-from pathlib import Path
 
 import matplotlib
 
@@ -17,6 +14,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import chromium, chromium_args
 
 from openattrib.errors import ValidationError
 from openattrib.report import Report, figure_to_png, write_report
@@ -100,42 +98,14 @@ def test_duplicate_headings_get_distinct_anchors():
 
 
 # --------------------------------------------------------------------------- browser
-def _chromium() -> str:
-    for name in ("chromium", "chromium-browser", "google-chrome"):
-        found = shutil.which(name)
-        if found:
-            return found
-    apt = shutil.which("apt-get")
-    if apt and hasattr(os, "geteuid") and os.geteuid() == 0:
-        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        install = [apt, "install", "-y", "-q", "chromium"]
-        if subprocess.run(install, env=env, capture_output=True, timeout=900).returncode != 0:
-            subprocess.run([apt, "update", "-q"], env=env, capture_output=True, timeout=600)
-            subprocess.run(install, env=env, capture_output=True, timeout=900)
-        found = shutil.which("chromium")
-        if found:
-            return found
-    pytest.skip(
-        "no Chromium browser available and it cannot be installed here (needs root and apt-get)"
-    )
-
-
-def _chromium_args(browser: str, profile: Path) -> list[str]:
-    return [
-        browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync",
-        f"--user-data-dir={profile}",
-    ]  # fmt: skip
-
-
 def test_report_renders_in_headless_chromium(tmp_path):
     from matplotlib.image import imread
 
-    browser = _chromium()
+    browser = chromium()
     path = build_report().write(tmp_path / "report.html")
     url = path.resolve().as_uri()
     shot = tmp_path / "shot.png"
-    args = _chromium_args(browser, tmp_path / "profile")
+    args = chromium_args(browser, tmp_path / "profile")
     done = subprocess.run(
         [*args, f"--screenshot={shot}", "--window-size=1200,2000", url],
         capture_output=True,
