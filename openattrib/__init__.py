@@ -5,7 +5,7 @@ The public API is re-exported here; see ``DESIGN.md`` for the architecture.
 
 from __future__ import annotations
 
-from . import datasets, experiments, ledger, report, rewards, toy_games
+from . import datasets, experiments, ledger, methods, report, rewards, toy_games
 from . import stopping as stop
 from .data import Dataset
 from .errors import (
@@ -88,6 +88,7 @@ __all__ = [
     "experiments",
     "ledger",
     "loo",
+    "methods",
     "rewards",
     "toy_games",
 ]

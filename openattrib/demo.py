@@ -25,8 +25,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from . import datasets
-from .estimators import banzhaf, exact_shapley, loo
+from . import datasets, methods
 from .games import ModelUtility
 from .recipe import compute, make_model
 from .result import Attribution
@@ -41,7 +40,7 @@ DEMO_RECIPE: dict[str, Any] = {
     "model": "logistic",
     "scorer": "accuracy",
     "players": "contributors",
-    "method": "tmc",
+    "method": "permutation_shapley",
     "params": {"stop": "MaxSamples(400)", "truncation": 0.01},
     "seed": 0,
     "standardize": False,  # the demo features are already standardised
@@ -104,10 +103,13 @@ def run_demo(
     model = make_model(DEMO_RECIPE["model"], train.task)
     game = ModelUtility(model, train, valid, scorer="accuracy", players="contributors")
     say(f"Model {model!r}: validation accuracy with all data {game.grand_value:.3f}\n")
-    exact = exact_shapley(game, progress=progress)
+    inputs = methods.MethodInput(
+        train, valid, players="contributors", make_game=lambda: game, progress=progress
+    )  # one game: exact Shapley, Banzhaf and LOO share its cache of fitted coalitions
+    exact = methods.run("exact_shapley", inputs)
     tmc = compute(DEMO_RECIPE, train, valid, progress=progress)
-    bz = banzhaf(game, stop="MaxSamples(2000)", seed=0, progress=progress)
-    leave_one_out = loo(game, progress=progress)
+    bz = methods.run("banzhaf", inputs, {"budget": 2000}, seed=0)
+    leave_one_out = methods.run("loo", inputs)
     summary.attributions = {"exact_shapley": exact, "tmc": tmc, "banzhaf": bz, "loo": leave_one_out}
     table = pd.DataFrame(
         {

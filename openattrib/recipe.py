@@ -8,9 +8,13 @@ runs whose stopping rule does not depend on wall time).
 A recipe is a dict::
 
     {"model": "logistic", "scorer": "accuracy", "players": "contributors",
-     "method": "tmc", "params": {"stop": "MaxSamples(200)", "truncation": 0.01},
+     "method": "permutation_shapley",
+     "params": {"stop": "MaxSamples(200)", "truncation": 0.01},
      "seed": 0, "standardize": true,
      "split": {"test_size": 0.3, "seed": 0}}        # or null when a validation file is given
+
+``method`` is any name of :mod:`openattrib.methods`, canonical or alias (recipes recorded
+before the registry say ``tmc``, ``oob``, ``knn``...: they reproduce unchanged).
 """
 
 from __future__ import annotations
@@ -20,27 +24,13 @@ from typing import Any
 
 from .data import Dataset
 from .errors import ValidationError
-from .games import ModelUtility
 from .result import Attribution
 
-__all__ = ["MODELS", "METHODS", "compute", "make_model", "prepare_data", "standardize"]
+__all__ = ["MODELS", "compute", "depends_on_time", "make_model", "prepare_data", "standardize"]
 
 log = logging.getLogger("openattrib")
 
 MODELS = ("logistic", "knn", "ridge", "tree", "naive_bayes")
-#: method name -> (kind, description); kind "game" methods value a ModelUtility
-METHODS: dict[str, tuple[str, str]] = {
-    "exact": ("game", "exact Shapley values by enumeration"),
-    "banzhaf-exact": ("game", "exact Banzhaf values by enumeration"),
-    "loo": ("game", "leave-one-out"),
-    "permutation": ("game", "Monte Carlo permutation Shapley"),
-    "tmc": ("game", "truncated Monte Carlo Shapley"),
-    "beta": ("game", "Beta Shapley (Monte Carlo)"),
-    "banzhaf": ("game", "Banzhaf values (maximum sample reuse)"),
-    "knn": ("data", "closed-form KNN-Shapley"),
-    "oob": ("data", "Data-OOB"),
-}
-_MC = ("permutation", "tmc", "beta", "banzhaf")
 
 
 def make_model(name: str, task: str, seed: int = 0) -> Any:
@@ -103,17 +93,6 @@ def prepare_data(
     return train, valid
 
 
-def _stop_rule(params: dict[str, Any]) -> Any:
-    from . import stopping
-
-    if params.get("stop") is None:
-        raise ValidationError(
-            "a Monte Carlo method needs a stopping rule: give --max-samples N, --max-time S "
-            "and/or --stderr E (or 'stop' in the recipe, e.g. 'MaxSamples(200)')"
-        )
-    return stopping.parse(params["stop"])
-
-
 def compute(
     recipe: dict[str, Any],
     train: Dataset,
@@ -125,68 +104,56 @@ def compute(
 ) -> Attribution:
     """Run a recipe on prepared data; the result's provenance records the recipe.
 
-    ``n_jobs`` and ``scheduler`` choose where the work runs; by design they do not change
-    the numbers, so they are not part of the recipe.
+    The method is looked up in :mod:`openattrib.methods` (canonical names and the older
+    aliases such as ``tmc`` or ``oob``); parameters the recipe leaves out take the
+    registry's defaults. ``n_jobs`` and ``scheduler`` choose where the work runs; by
+    design they do not change the numbers, so they are not part of the recipe.
     """
-    from . import estimators
+    from . import methods
 
-    method = recipe.get("method")
-    if method not in METHODS:
-        raise ValidationError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+    name = recipe.get("method")
+    if not isinstance(name, str):
+        raise ValidationError(
+            f"recipe 'method' must be a method name, got {name!r}; choose one of "
+            f"{', '.join(methods.names())}"
+        )
     params = dict(recipe.get("params") or {})
+    if not methods.get(name).monte_carlo:
+        # before the registry the CLI recorded a stopping rule for every method and the
+        # methods without sampling ignored it; such recipes still reproduce
+        params.pop("stop", None)
+    params = methods.check_params(name, params, where="recipe param ")
     seed = int(recipe.get("seed", 0))
     players = recipe.get("players", "points")
     if players == "contributors" and train.contributors is None:
         raise ValidationError("players='contributors' needs a contributor column")
-    if method == "knn":
-        result: Attribution = estimators.knn_shapley(
-            train, valid, k=int(params.get("k", 5)), n_jobs=n_jobs, progress=progress
-        )
-        if players == "contributors":
-            result = result.by_contributor()
-    elif method == "oob":
-        result = estimators.data_oob(
-            train,
-            n_estimators=int(params.get("n_estimators", 1000)),
-            seed=seed,
-            n_jobs=n_jobs,
-            players=players,
-            progress=progress,
-        )
-    else:
-        model = make_model(recipe.get("model", "logistic"), train.task, seed)
-        scorer = recipe.get("scorer") or ("accuracy" if train.task == "classification" else "r2")
-        game = ModelUtility(model, train, valid, scorer=scorer, players=players)
-        if method == "exact":
-            result = estimators.exact_shapley(game, progress=progress)
-        elif method == "banzhaf-exact":
-            result = estimators.exact_banzhaf(game, progress=progress)
-        elif method == "loo":
-            result = estimators.loo(game, progress=progress)
-        else:
-            run = {"stop": _stop_rule(params), "seed": seed, "progress": progress, "n_jobs": n_jobs}
-            if scheduler:
-                run.update(backend="dask", scheduler=scheduler)
-            if method == "permutation":
-                result = estimators.permutation_shapley(game, **run)
-            elif method == "tmc":
-                result = estimators.permutation_shapley(
-                    game, truncation=params.get("truncation", 0.01), **run
-                )
-            elif method == "beta":
-                result = estimators.beta_shapley(
-                    game,
-                    alpha=float(params.get("alpha", 16)),
-                    beta=float(params.get("beta", 1)),
-                    **run,
-                )
-            else:
-                result = estimators.banzhaf(game, **run)
+    needs_model = methods.get(name).kind in ("game", "influence")
+    inputs = methods.MethodInput(
+        train,
+        valid,
+        model=make_model(recipe.get("model", "logistic"), train.task, seed)
+        if needs_model
+        else None,
+        scorer=recipe.get("scorer"),
+        players=players,
+        n_jobs=n_jobs,
+        scheduler=scheduler,
+        progress=progress,
+    )
+    result = methods.run(name, inputs, params, seed=seed)
     result.provenance["recipe"] = dict(recipe)
     return result
 
 
 def depends_on_time(recipe: dict[str, Any]) -> bool:
     """True when the recipe's stopping rule involves wall time (not bit-reproducible)."""
+    from . import methods
+
     stop = (recipe.get("params") or {}).get("stop") or ""
-    return "MaxTime" in str(stop) and recipe.get("method") in _MC
+    name = recipe.get("method")
+    return (
+        "MaxTime" in str(stop)
+        and isinstance(name, str)
+        and name in methods.names()
+        and methods.get(name).monte_carlo
+    )

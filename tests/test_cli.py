@@ -95,11 +95,24 @@ def test_missing_file_is_one_line(tmp_path, capsys):
     assert "x.csv" in capsys.readouterr().err
 
 
-def test_monte_carlo_without_stopping_rule_is_a_clear_error(csv_file, tmp_path, capsys):
+def test_monte_carlo_without_stopping_rule_runs_and_records_the_registry_budget(csv_file, tmp_path):
     path, _ = csv_file
-    code = value_cli(path, tmp_path / "o.json", "--method", "tmc")
-    assert code == 1
-    assert "--max-samples" in capsys.readouterr().err
+    out = tmp_path / "o.json"
+    assert value_cli(path, out, "--method", "tmc", "--seed", "2") == 0
+    result = oa.Attribution.load(out)
+    budget = oa.methods.get("permutation_shapley").defaults["budget"]
+    assert result.provenance["recipe"]["params"] == {"budget": budget, "truncation": 0.01}
+    assert (np.asarray(result.counts) == budget).all()
+
+
+def test_options_of_other_methods_are_refused(csv_file, tmp_path, capsys):
+    path, _ = csv_file
+    for extra in (("--method", "loo", "--max-samples", "5"), ("--method", "knn", "--alpha", "2")):
+        code = value_cli(path, tmp_path / "o.json", *extra)
+        assert code == 1
+        err = capsys.readouterr().err
+        assert err.startswith("openattrib: error:") and extra[1] in err
+        assert not (tmp_path / "o.json").exists()
 
 
 def test_tmc_same_seed_same_values_and_recipe_recorded(csv_file, tmp_path):

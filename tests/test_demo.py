@@ -42,7 +42,7 @@ def test_demo_ledger_verifies_and_run_reproduces(demo_run, capsys):
         assert led.size == 2
         assert led.verify().ok
         run = led.entry(0).record
-    assert run["provenance"]["recipe"]["method"] == "tmc"
+    assert run["provenance"]["recipe"]["method"] == "permutation_shapley"
     capsys.readouterr()
     code = main(
         [

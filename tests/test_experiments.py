@@ -10,6 +10,7 @@ matplotlib.use("Agg")
 
 import numpy as np
 import pytest
+from openattrib.experiments.methods import resolve
 
 import openattrib as oa
 from openattrib.errors import ValidationError
@@ -25,7 +26,6 @@ from openattrib.experiments import (
     two_means_split,
     utility_lds,
 )
-from openattrib.experiments.methods import resolve
 from openattrib.experiments.removal import removal_steps
 
 # Monte Carlo estimators, wherever this installation exports them

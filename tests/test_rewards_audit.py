@@ -1,4 +1,4 @@
-"""Tests of the gaming checks: duplicate audit and replication experiment."""
+"""Tests of the gaming check: the duplicate audit (replication: test_replication.py)."""
 
 from __future__ import annotations
 
@@ -7,15 +7,11 @@ import json
 import numpy as np
 import pytest
 from scipy.spatial.distance import pdist, squareform
-from sklearn.neighbors import KNeighborsClassifier
 
 import openattrib as oa
 from openattrib.datasets import DATA_DIR
 from openattrib.errors import ValidationError
-from openattrib.estimators.exact import exact_banzhaf, exact_shapley
-from openattrib.games import Game, ModelUtility
-from openattrib.rewards import audit, replicate, replication_experiment
-from openattrib.rewards.replication import _knn_shapley
+from openattrib.rewards import audit
 
 
 @pytest.fixture(scope="module")
@@ -119,98 +115,3 @@ def test_audit_with_attribution_and_submission_order(demo):
         audit(train, near_threshold=-1)
     with pytest.raises(ValidationError, match="Dataset"):
         audit(train.X)
-
-
-# ------------------------------------------------------------------ replication
-def test_audit_catches_replication_under_own_name_and_as_sybils(partitioned_split):
-    train, _ = partitioned_split
-    assert audit(train).flagged == []
-    own, _ = replicate(train, "c1", 1, "own_name")
-    report = audit(own)
-    assert report.flagged == ["c1"]
-    assert report.contributors.loc["c1", "self_copies"] == train.groups()["c1"].size
-    assert report.n_cross_exact == 0
-    sybil, _ = replicate(train, "c1", 2, "sybil")
-    assert audit(sybil).flagged == ["c1~sybil1", "c1~sybil2"]
-
-
-def test_replicate_builds_the_copies(partitioned_split):
-    train, _ = partitioned_split
-    rows = train.groups()["c1"]
-    own, ids = replicate(train, "c1", 2, "own_name")
-    assert ids == ["c1"] and own.n_samples == train.n_samples + 2 * rows.size
-    assert own.groups()["c1"].size == 3 * rows.size
-    sybil, ids = replicate(train, "c1", 2, "sybil")
-    assert ids == ["c1", "c1~sybil1", "c1~sybil2"]
-    np.testing.assert_array_equal(sybil.X[sybil.groups()["c1~sybil2"]], train.X[rows])
-
-
-def substitute_game(game: Game, copier: int, extra: int) -> Game:
-    """Oracle: the copier's sybils as perfect substitutes in the original game."""
-    n = game.n_players
-
-    def value(mask):
-        original = mask[:n].copy()
-        original[copier] = original[copier] or mask[n:].any()
-        return game(original)
-
-    return Game.from_function(value, n + extra)
-
-
-def test_replication_with_one_nearest_neighbour_matches_theory(partitioned_split):
-    train, valid = partitioned_split
-    model = KNeighborsClassifier(n_neighbors=1)  # duplicated rows never change its predictions
-    table = replication_experiment(
-        train, valid, "c1", model=model, copies=(0, 1, 2), methods=("shapley", "banzhaf", "loo")
-    )
-    # own name: the data set is unchanged as far as 1-NN is concerned
-    own = table.loc["own_name"]
-    assert (own["share_change"] == 0).all()
-    # sybils are perfect substitutes: LOO pays each identity nothing
-    loo = table.loc[("sybil", "loo")]
-    assert (loo.loc[[1, 2], "copier_value"] == 0).all()
-    # Shapley / Banzhaf equal the substitute-game oracle built from the original game
-    game = ModelUtility(model, train, valid, players="contributors")
-    copier = game.player_names.index("c1")
-    for k in (1, 2):
-        oracle = substitute_game(game, copier, k)
-        identities = [copier, *range(game.n_players, game.n_players + k)]
-        for method, estimator in (("shapley", exact_shapley), ("banzhaf", exact_banzhaf)):
-            values = estimator(oracle, progress=False).values
-            expected = values[identities].sum()
-            assert table.loc[("sybil", method, k), "copier_value"] == pytest.approx(expected)
-    shares = table["copier_share"].dropna()
-    assert ((shares >= 0) & (shares <= 1)).all()
-
-
-def test_replication_table_shape_and_knn_column(partitioned_split):
-    train, valid = partitioned_split
-    table = replication_experiment(
-        train,
-        valid,
-        "c2",
-        model=KNeighborsClassifier(n_neighbors=3),
-        copies=(0, 1),
-        methods=("loo", "knn_shapley"),
-    )
-    assert table.index.names == ["mode", "method", "copies"]
-    assert {"copier_value", "copier_share", "copier_amount", "share_change"} <= set(table)
-    if _knn_shapley() is None:
-        assert table.attrs["skipped"] == ["knn_shapley"]
-        assert "knn_shapley" not in table.index.get_level_values("method")
-    else:
-        knn = table.xs("knn_shapley", level="method")
-        # the copied points are the same points whatever name they carry
-        assert knn.loc[("own_name", 1), "copier_value"] == pytest.approx(
-            knn.loc[("sybil", 1), "copier_value"]
-        )
-
-
-def test_replication_experiment_validates_inputs(partitioned_split):
-    train, valid = partitioned_split
-    with pytest.raises(ValidationError, match="not in the training data"):
-        replication_experiment(train, valid, "nobody", methods=("loo",))
-    with pytest.raises(ValidationError, match="unknown method"):
-        replication_experiment(train, valid, "c1", methods=("magic",))
-    with pytest.raises(ValidationError, match="max_players"):
-        replication_experiment(train, valid, "c1", copies=(0, 20), methods=("loo",))

@@ -108,7 +108,12 @@ def test_defaults_are_written_out(tmp_path):
     path.write_text(TINY)
     cfg = load_config(path)
     assert cfg["name"] == "tiny" and cfg["seeds"] == [3, 4]
-    assert cfg["methods"][1]["params"] == {"budget": 6, "truncation": 0.01, "antithetic": False}
+    assert cfg["methods"][1]["params"] == {
+        "budget": 6,
+        "stop": None,
+        "truncation": 0.01,
+        "antithetic": False,
+    }
     assert cfg["evaluation"]["lds"] == {"n_subsets": 5, "alpha": 0.5, "per_test": True}
     assert resolve_config(base(seed=5, repetitions=3))["seeds"] == [5, 6, 7]
     (tmp_path / "bad.toml").write_text("name = ")

@@ -8,9 +8,10 @@ from typing import Any
 
 import numpy as np
 
+from .. import methods as registry
 from ..data import Dataset
 from ..errors import ValidationError
-from ..recipe import METHODS, MODELS, compute, prepare_data
+from ..recipe import MODELS, compute, prepare_data
 
 
 def add_value_parser(commands: Any) -> None:
@@ -37,21 +38,33 @@ def add_value_parser(commands: Any) -> None:
     p.add_argument(
         "--scorer", default=None, help="scikit-learn scorer name (default accuracy / r2)"
     )
-    methods = ", ".join(f"{name} ({text})" for name, (_, text) in METHODS.items())
-    p.add_argument("--method", choices=list(METHODS), default="exact", help=methods)
+    described = "; ".join(f"{m.name} ({m.description})" for m in registry.METHODS.values())
+    aliases = ", ".join(f"{a} = {target}" for a, (target, _) in registry.ALIASES.items())
+    p.add_argument(
+        "--method",
+        choices=registry.names(),
+        default="exact_shapley",
+        metavar="METHOD",
+        help=f"{described}. Older names: {aliases}. Default: exact_shapley",
+    )
     p.add_argument("--seed", type=int, default=0)
-    mc = p.add_argument_group("Monte Carlo methods (permutation, tmc, beta, banzhaf)")
+    mc = p.add_argument_group(
+        "Monte Carlo methods (permutation_shapley, beta_shapley, banzhaf; "
+        "default: the method's budget of samples)"
+    )
     mc.add_argument(
         "--max-samples", type=int, help="stop after this many permutations / coalitions"
     )
     mc.add_argument("--max-time", type=float, help="stop after this many seconds")
     mc.add_argument("--stderr", type=float, help="stop when every standard error is below this")
-    mc.add_argument("--truncation", type=float, default=0.01, help="TMC tolerance (relative)")
-    mc.add_argument("--alpha", type=float, default=16.0, help="Beta Shapley alpha")
-    mc.add_argument("--beta", type=float, default=1.0, help="Beta Shapley beta")
-    other = p.add_argument_group("knn and oob")
-    other.add_argument("--k", type=int, default=5, help="neighbours for KNN-Shapley")
-    other.add_argument("--n-estimators", type=int, default=1000, help="bags for Data-OOB")
+    mc.add_argument(
+        "--truncation", type=float, help="TMC tolerance (relative; tmc: 0.01, otherwise 0)"
+    )
+    mc.add_argument("--alpha", type=float, help="Beta Shapley alpha (default 16)")
+    mc.add_argument("--beta", type=float, help="Beta Shapley beta (default 1)")
+    other = p.add_argument_group("knn_shapley and data_oob")
+    other.add_argument("--k", type=int, help="neighbours for KNN-Shapley (default 5)")
+    other.add_argument("--n-estimators", type=int, help="bags for Data-OOB (default 1000)")
     run = p.add_argument_group("where it runs (does not change the numbers)")
     run.add_argument("--n-jobs", type=int, default=1)
     run.add_argument("--scheduler", help="Dask scheduler address, e.g. tcp://127.0.0.1:8786")
@@ -73,14 +86,29 @@ def recipe_from_args(args: argparse.Namespace, players: str) -> dict[str, Any]:
         rules.append(f"StdErr(atol={args.stderr})")
     if rules:
         params["stop"] = " | ".join(rules)
-    if args.method == "tmc":
-        params["truncation"] = args.truncation
-    if args.method == "beta":
-        params.update(alpha=args.alpha, beta=args.beta)
-    if args.method == "knn":
-        params["k"] = args.k
-    if args.method == "oob":
-        params["n_estimators"] = args.n_estimators
+    method, fixed = registry.resolve(args.method)
+    params.update(fixed)
+    given = {
+        "truncation": args.truncation,
+        "alpha": args.alpha,
+        "beta": args.beta,
+        "k": args.k,
+        "n_estimators": args.n_estimators,
+    }
+    for name, value in given.items():
+        if value is None:
+            continue
+        if name not in method.defaults:
+            flag = "--" + name.replace("_", "-")
+            raise ValidationError(f"{flag} is not a parameter of method {args.method!r}")
+        params[name] = value
+    if "stop" in params and not method.monte_carlo:
+        raise ValidationError(
+            f"--max-samples/--max-time/--stderr apply to Monte Carlo methods, not {args.method!r}"
+        )
+    if method.monte_carlo and "stop" not in params:
+        # recorded, so the recipe reproduces even if the registry's default changes
+        params["budget"] = method.defaults["budget"]
     return {
         "target": args.target,
         "contributor": args.contributor,

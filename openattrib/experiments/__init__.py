@@ -11,6 +11,8 @@ Each evaluation returns an :class:`ExperimentResult`: a tidy ``frame``, a per-me
 * :func:`convergence` / :func:`convergence_by_budget` - error against a reference versus
   utility evaluations and wall time;
 * :func:`method_agreement` - Spearman and Kendall rank correlations between methods;
+* :func:`replication_experiment` - does copying your own data (under your name or as
+  sybils) raise your share of a payout?
 * :func:`run_experiment` - everything above from a TOML config, into a results folder
   with CSV tables, PNG figures and a self-contained ``report.html``.
 
@@ -27,12 +29,11 @@ from .config import load_config, resolve_config
 from .convergence import convergence, convergence_by_budget, error_metrics
 from .detection import detection_scores, noisy_label_detection, two_means_split
 from .lds import linear_datamodeling_score, utility_lds
-from .methods import METHODS
 from .removal import point_addition, point_removal
+from .replication import replicate, replication_experiment
 from .runner import ExperimentRun, run_experiment
 
 __all__ = [
-    "METHODS",
     "ExperimentResult",
     "ExperimentRun",
     "convergence",
@@ -46,6 +47,8 @@ __all__ = [
     "point_addition",
     "point_removal",
     "rank_correlations",
+    "replicate",
+    "replication_experiment",
     "resolve_config",
     "run_experiment",
     "two_means_split",

@@ -34,9 +34,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from .. import methods as registry
 from ..errors import ValidationError
 from ..recipe import MODELS
-from .methods import METHODS, check_method_params
 
 __all__ = ["load_config", "resolve_config", "MODELS", "EVALUATION_DEFAULTS"]
 
@@ -186,9 +186,9 @@ def _resolve_methods(raw: Any) -> list[dict[str, Any]]:
         key = f"methods[{i}]"
         spec = _table(key, item)
         name = spec.pop("name", None)
-        if name not in METHODS:
+        if not isinstance(name, str) or name not in registry.names():
             raise _fail(
-                f"{key}.name", f"unknown method {name!r}; valid: {', '.join(sorted(METHODS))}"
+                f"{key}.name", f"unknown method {name!r}; valid: {', '.join(registry.names())}"
             )
         label = str(spec.pop("label", name))
         if label in labels:
@@ -196,13 +196,13 @@ def _resolve_methods(raw: Any) -> list[dict[str, Any]]:
                 f"{key}.label", f"two methods are labelled {label!r}; give each a distinct label"
             )
         labels.add(label)
-        params = check_method_params(key, name, spec)
+        params = registry.check_params(name, spec, where=f"config key {key}.")
         out.append({"name": name, "label": label, "params": params})
     return out
 
 
 def _resolve_evaluation(raw: Any, methods: list[dict[str, Any]]) -> dict[str, Any]:
-    monte_carlo = [m["label"] for m in methods if METHODS[m["name"]].monte_carlo]
+    monte_carlo = [m["label"] for m in methods if registry.get(m["name"]).monte_carlo]
     spec = _table("evaluation", raw if raw is not None else {})
     _unknown("evaluation", spec, EVALUATION_DEFAULTS)
     out = {**copy.deepcopy(EVALUATION_DEFAULTS), **spec}

@@ -8,6 +8,7 @@ from typing import Any
 
 import pandas as pd
 
+from .. import methods as registry
 from ..errors import BudgetError, ValidationError
 from ..result import Attribution
 from ._base import ExperimentResult
@@ -16,7 +17,6 @@ from .agreement import method_agreement
 from .convergence import convergence
 from .detection import noisy_label_detection
 from .lds import linear_datamodeling_score, utility_lds
-from .methods import METHODS, MethodContext
 from .removal import point_removal
 
 __all__ = ["evaluate_unit", "UnitOutput"]
@@ -53,7 +53,7 @@ def _exact_reference(kind: tuple[Any, ...], make_game: Callable[[], Any]) -> Att
 
 
 def _convergence(
-    cfg: dict[str, Any], unit: Unit, results: dict[str, Attribution], ctx: MethodContext
+    cfg: dict[str, Any], unit: Unit, results: dict[str, Attribution], ctx: registry.MethodInput
 ) -> pd.DataFrame:
     conv = cfg["evaluation"]["convergence"]
     specs = {m["label"]: m for m in cfg["methods"]}
@@ -61,16 +61,19 @@ def _convergence(
     frames = []
     for label in conv["methods"]:
         spec = specs[label]
-        method = METHODS[spec["name"]]
+        method = registry.get(spec["name"])
         if conv["reference"] == "exact":
             kind = (method.semivalue, spec["params"].get("alpha"), spec["params"].get("beta"))
             if kind not in references:
                 references[kind] = _exact_reference(kind, ctx.make_game)
             reference = references[kind]
         else:
-            params = {**spec["params"], "budget": conv["reference_budget"]}
-            reference = method.run(
-                ctx, params, derive_seed(unit.seed, unit.dataset, label, "reference")
+            params = {**spec["params"], "budget": conv["reference_budget"], "stop": None}
+            reference = registry.run(
+                spec["name"],
+                ctx,
+                params,
+                seed=derive_seed(unit.seed, unit.dataset, label, "reference"),
             )
         frames.append(convergence({label: results[label]}, reference).frame)
     return pd.concat(frames, ignore_index=True)
@@ -81,7 +84,7 @@ def evaluate_unit(
     unit: Unit,
     results: dict[str, Attribution],
     make_game: Callable[[], Any],
-    ctx: MethodContext,
+    ctx: registry.MethodInput,
     *,
     figures: bool = True,
     progress: bool = False,

@@ -38,13 +38,13 @@ from typing import Any
 
 import pandas as pd
 
+from .. import methods as registry
 from .._io import atomic_write_bytes, atomic_write_text, canonical_json
 from ..errors import UnsupportedError, ValidationError
 from ..result import Attribution, make_provenance
 from ._setup import Unit, build_model, derive_seed, prepare_unit
 from .config import load_config, resolve_config
 from .evaluate import evaluate_unit
-from .methods import METHODS, MethodContext, check_available
 
 __all__ = ["run_experiment", "ExperimentRun", "TIMING_COLUMNS"]
 
@@ -159,17 +159,20 @@ def _align(attribution: Attribution, unit: Unit, player_names: list[str]) -> Att
 
 
 def _run_methods(
-    run: ExperimentRun, unit: Unit, model: Any, ctx: MethodContext, echo: Callable[[str], Any]
+    run: ExperimentRun,
+    unit: Unit,
+    model: Any,
+    ctx: registry.MethodInput,
+    echo: Callable[[str], Any],
 ) -> tuple[dict[str, Attribution], list[dict[str, Any]]]:
     cfg = run.config
     results: dict[str, Attribution] = {}
     rows = []
     player_names = ctx.make_game().player_names
     for spec in cfg["methods"]:
-        method = METHODS[spec["name"]]
         seed = derive_seed(unit.seed, unit.dataset, spec["label"])
         start = time.perf_counter()
-        attribution = method.run(ctx, spec["params"], seed)
+        attribution = registry.run(spec["name"], ctx, spec["params"], seed=seed)
         wall = time.perf_counter() - start
         attribution = _align(attribution, unit, player_names)
         if "influence_scores" in ctx.extra:
@@ -300,7 +303,6 @@ def _run(
         cfg = load_config(config)
         source_text = Path(config).read_text(encoding="utf-8")
     for spec in cfg["methods"]:
-        check_available(spec["name"])
         if spec["name"] == "influence" and cfg["model"]["name"] != "logistic":
             raise UnsupportedError(
                 f"method 'influence' needs model.name = 'logistic' (closed-form gradients), got "
@@ -340,8 +342,15 @@ def _run(
                 f"{unit.dataset} seed {seed}: {unit.train.n_samples} training rows, "
                 f"{len(unit.flipped)} noisy {players}"
             )
-            ctx = MethodContext(
-                unit.train, unit.valid, make_game, model, unit.level, cfg["n_jobs"], progress
+            ctx = registry.MethodInput(
+                unit.train,
+                unit.valid,
+                model=model,
+                scorer=cfg["model"]["scorer"],
+                players=players,
+                make_game=make_game,
+                n_jobs=cfg["n_jobs"],
+                progress=progress,
             )
             results, rows = _run_methods(run, unit, model, ctx, say)
             method_rows = pd.DataFrame(rows)

@@ -2,9 +2,13 @@
 
 ``allocate`` splits a pool among contributors in proportion to their values under a stated
 policy, with integer amounts that sum exactly to the pool; ``split_fee`` and ``Accrual`` do
-the same per inference and settle periodically; ``audit`` and ``replication_experiment``
-look for contributors gaming the payout (duplicated data, sybil identities).
+the same per inference and settle periodically; ``audit`` looks for contributors gaming
+the payout (duplicated data, sybil identities). The replication experiment, which runs
+estimators, is :func:`openattrib.experiments.replication_experiment`.
 """
+
+import warnings
+from typing import Any
 
 from .allocation import Allocation, allocate
 from .apportion import largest_remainder, quantise_shares
@@ -12,7 +16,6 @@ from .audit import AuditReport, audit
 from .explain import Explanation
 from .fees import Accrual, FeeSplit, split_fee
 from .policies import POLICIES
-from .replication import replicate, replication_experiment
 
 __all__ = [
     "POLICIES",
@@ -25,7 +28,22 @@ __all__ = [
     "audit",
     "largest_remainder",
     "quantise_shares",
-    "replicate",
-    "replication_experiment",
     "split_fee",
 ]
+
+_MOVED = {"replicate", "replication_experiment"}
+
+
+def __getattr__(name: str) -> Any:
+    """``rewards.replicate`` / ``rewards.replication_experiment``: moved to experiments."""
+    if name in _MOVED:
+        warnings.warn(
+            f"openattrib.rewards.{name} moved to openattrib.experiments.{name}; "
+            "the old location is removed in the next release",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        from .. import experiments  # a deprecated re-export: consumers sit right of rewards
+
+        return getattr(experiments, name)
+    raise AttributeError(f"module 'openattrib.rewards' has no attribute {name!r}")

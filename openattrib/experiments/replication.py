@@ -11,28 +11,36 @@ Marketplace for Data: An Algorithmic Solution", EC '19; Ohrimenko, Tople & Tschi
 "Collaborative Machine Learning Markets with Data-Replication-Robust Payments"): sybil copies
 are perfect substitutes, and the substitutes' combined Shapley value can exceed the
 original's. Leave-one-out gives every redundant identity zero, punishing replication.
+
+Methods are named as in :mod:`openattrib.methods` and run through it. This is an
+experiment (it runs estimators), so it lives in ``experiments``; ``rewards`` only pays.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+import warnings
+from collections.abc import Sequence
 from fractions import Fraction
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from .. import methods as registry
 from ..data import Dataset
 from ..errors import ValidationError
-from .allocation import allocate
+from ..rewards import allocate
 
-__all__ = ["replication_experiment", "replicate", "METHODS", "MODES"]
+__all__ = ["replication_experiment", "replicate", "DEFAULT_METHODS", "MODES"]
 
 log = logging.getLogger("openattrib")
 
-METHODS = ("shapley", "banzhaf", "loo", "knn_shapley")
+#: the methods compared by default (names of :mod:`openattrib.methods`)
+DEFAULT_METHODS = ("exact_shapley", "exact_banzhaf", "loo", "knn_shapley")
 MODES = ("own_name", "sybil")
+#: names this function took before the method registry (exact enumeration both)
+_OLD_NAMES = {"shapley": "exact_shapley", "banzhaf": "exact_banzhaf"}
 
 
 def replicate(
@@ -74,12 +82,22 @@ def replicate(
     return data, identities
 
 
-def _knn_shapley() -> Callable[..., Any] | None:
-    try:
-        from ..estimators.knn import knn_shapley
-    except ImportError:
-        return None
-    return knn_shapley
+def _canonical(methods: Sequence[str]) -> list[str]:
+    out = []
+    for name in methods:
+        if name in _OLD_NAMES:
+            new = _OLD_NAMES[name]
+            warnings.warn(
+                f"replication_experiment(methods=[{name!r}]) is deprecated: the method names "
+                f"are those of openattrib.methods now; use {new!r}",
+                DeprecationWarning,
+                stacklevel=3,
+            )
+            name = new
+        if not isinstance(name, str) or name not in registry.names():
+            raise ValidationError(f"unknown method {name!r}; valid: {', '.join(registry.names())}")
+        out.append(registry.get(name).name)
+    return list(dict.fromkeys(out))
 
 
 def _values(
@@ -91,19 +109,26 @@ def _values(
     k_neighbours: int,
     games: dict,
 ) -> Any:
-    from ..estimators.exact import exact_banzhaf, exact_shapley, loo
     from ..games import ModelUtility
 
-    if method == "knn_shapley":
-        knn_shapley = _knn_shapley()
-        return knn_shapley(train, valid, k=k_neighbours, progress=False).by_contributor()
-    key = train.content_hash() + str(train.contributor_ids)
-    if key not in games:  # one game per data set: Shapley, Banzhaf and LOO share its cache
-        games.clear()
-        games[key] = ModelUtility(model, train, valid, scorer=scorer, players="contributors")
-    game = games[key]
-    estimator = {"shapley": exact_shapley, "banzhaf": exact_banzhaf, "loo": loo}[method]
-    return estimator(game, progress=False)
+    def make_game() -> Any:
+        key = train.content_hash() + str(train.contributor_ids)
+        if key not in games:  # one game per data set: the game methods share its cache
+            games.clear()
+            games[key] = ModelUtility(model, train, valid, scorer=scorer, players="contributors")
+        return games[key]
+
+    inputs = registry.MethodInput(
+        train,
+        valid,
+        model=model,
+        scorer=scorer,
+        players="contributors",
+        make_game=make_game,
+        progress=False,
+    )
+    params = {"k": k_neighbours} if "k" in registry.get(method).defaults else {}
+    return registry.run(method, inputs, params, seed=0)
 
 
 def replication_experiment(
@@ -114,7 +139,7 @@ def replication_experiment(
     model: Any = None,
     scorer: Any = "accuracy",
     copies: Sequence[int] = (0, 1, 2, 3),
-    methods: Sequence[str] = METHODS,
+    methods: Sequence[str] = DEFAULT_METHODS,
     modes: Sequence[str] = MODES,
     pool: int = 10**6,
     policy: str = "proportional",
@@ -134,11 +159,13 @@ def replication_experiment(
     model : scikit-learn estimator, default LogisticRegression(max_iter=1000)
     copies : sequence of int
         Numbers of extra copies to try (0 = honest baseline).
-    methods : subset of ("shapley", "banzhaf", "loo", "knn_shapley")
-        Exact Shapley, exact Banzhaf and leave-one-out of the contributor-level game
-        (:class:`~openattrib.ModelUtility` with ``players="contributors"``), and KNN-Shapley
-        of the points summed per contributor (skipped, with a warning, when
-        ``openattrib.estimators.knn`` is not available).
+    methods : sequence of method names (:mod:`openattrib.methods`)
+        Default: exact Shapley, exact Banzhaf and leave-one-out of the contributor-level
+        game (:class:`~openattrib.ModelUtility` with ``players="contributors"``), and
+        KNN-Shapley of the points summed per contributor. Monte Carlo methods run with
+        their registry defaults and ``seed=0``. The old names ``"shapley"`` and
+        ``"banzhaf"`` (exact enumeration) are deprecated aliases of ``"exact_shapley"``
+        and ``"exact_banzhaf"``.
     modes : subset of ("own_name", "sybil")
     pool, policy
         Passed to :func:`~openattrib.rewards.allocate` for each set of values.
@@ -148,13 +175,14 @@ def replication_experiment(
     pandas.DataFrame
         One row per (mode, method, copies): the copier's summed value over its identities,
         the total value, its amount and share of the pool, and the change in share against
-        ``copies=0``. ``frame.attrs["skipped"]`` lists methods that could not run.
+        ``copies=0``; methods are labelled by their canonical names.
 
     Examples
     --------
     >>> import openattrib as oa
     >>> ds = oa.datasets.partition(oa.datasets.make_classification(60, 4, 2, seed=0), 4)
     >>> train, valid = ds.split(0.5, seed=0)
+    >>> from openattrib.experiments import replication_experiment
     >>> table = replication_experiment(train, valid, "c0", copies=(0, 1), methods=("loo",))
     >>> sorted(table.columns)[:3]
     ['copier_amount', 'copier_share', 'copier_value']
@@ -168,9 +196,7 @@ def replication_experiment(
         raise ValidationError(f"copies must be non-negative ints, got {copies}")
     if 0 not in copies:
         copies = [0, *copies]
-    unknown = [m for m in methods if m not in METHODS]
-    if unknown:
-        raise ValidationError(f"unknown method(s) {unknown}; valid: {METHODS}")
+    methods = _canonical(methods)
     bad_modes = [m for m in modes if m not in MODES]
     if bad_modes:
         raise ValidationError(f"unknown mode(s) {bad_modes}; valid: {MODES}")
@@ -179,15 +205,6 @@ def replication_experiment(
             f"{train.n_contributors} contributors + {max(copies)} sybils exceed max_players="
             f"{max_players} for exact enumeration; use fewer contributors or copies"
         )
-    skipped = []
-    methods = list(methods)
-    if "knn_shapley" in methods and _knn_shapley() is None:
-        log.warning(
-            "replication_experiment: openattrib.estimators.knn is not available; "
-            "skipping knn_shapley"
-        )
-        methods.remove("knn_shapley")
-        skipped.append("knn_shapley")
     records = []
     games: dict = {}
     baseline: dict[str, Any] = {}  # copies=0 is the same data set in every mode
@@ -210,7 +227,6 @@ def replication_experiment(
     frame["mode"] = pd.Categorical(frame["mode"], categories=list(modes), ordered=True)
     frame["method"] = pd.Categorical(frame["method"], categories=methods, ordered=True)
     frame = frame.set_index(["mode", "method", "copies"]).sort_index()
-    frame.attrs["skipped"] = skipped
     frame.attrs["contributor"] = contributor
     frame.attrs["policy"] = policy
     return frame
