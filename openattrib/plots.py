@@ -1,19 +1,17 @@
 """Matplotlib figures. All plotting code of the package lives here.
 
-Attribution and allocation plots return the Axes they drew on; experiment plots take the
+Every plot is drawn from a table (a pandas DataFrame), so this module imports no result
+type and sits at the consumer end of the one-way flow. Attribution and allocation plots
+take ``to_frame()`` tables and return the Axes they drew on; experiment plots take the
 tidy frame of an evaluation (see :mod:`openattrib.experiments`) and return the Figure.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
-
-if TYPE_CHECKING:  # pragma: no cover
-    from .result import Attribution
-    from .rewards import Allocation
 
 __all__ = [
     "plot_agreement",
@@ -45,50 +43,64 @@ def _colours(names: list[str]) -> dict[str, Any]:
 
 
 def plot_attribution(
-    attribution: Attribution, ax: Any = None, top: int | None = 30, sort: bool = True
+    frame: pd.DataFrame,
+    ax: Any = None,
+    top: int | None = 30,
+    sort: bool = True,
+    *,
+    title: str | None = None,
 ) -> Any:
-    """Bar chart of an attribution's values, with 95% intervals when stderr is known."""
-    values = attribution.values
+    """Bar chart of values, with 95% intervals when a ``stderr`` column is present.
+
+    ``frame`` is a table with one row per player, a ``value`` and optionally a ``stderr``
+    column, indexed by player name (:meth:`Attribution.to_frame`).
+    """
+    values = frame["value"].to_numpy(dtype=float)
+    names = [str(n) for n in frame.index]
     order = np.argsort(-values, kind="stable") if sort else np.arange(len(values))
     if top is not None:
         order = order[:top]
     ax = _axes(ax, height=max(2.0, 0.28 * len(order) + 1.0))
-    names = [attribution.names[i] for i in order]
     xerr = None
-    if attribution.stderr is not None:
-        xerr = np.nan_to_num(1.96 * attribution.stderr[order], nan=0.0)
+    if "stderr" in frame.columns:
+        stderr = frame["stderr"].to_numpy(dtype=float)
+        xerr = np.nan_to_num(1.96 * stderr[order], nan=0.0)
     colors = ["tab:blue" if v >= 0 else "tab:red" for v in values[order]]
     y = np.arange(len(order))
     ax.barh(y, values[order], xerr=xerr, color=colors, capsize=2 if xerr is not None else 0)
-    ax.set_yticks(y, names)
+    ax.set_yticks(y, [names[i] for i in order])
     ax.invert_yaxis()
     ax.axvline(0.0, color="black", linewidth=0.8)
     label = "value" + (" (95% interval)" if xerr is not None else "")
     ax.set_xlabel(label)
-    ax.set_title(f"{attribution.method} - {attribution.level}")
+    if title is not None:
+        ax.set_title(title)
     ax.figure.tight_layout()
     return ax
 
 
-def plot_allocation(allocation: Allocation, ax: Any = None, top: int | None = 30) -> Any:
-    """Horizontal bars of each contributor's share of the pool (grey: paid nothing)."""
-    from fractions import Fraction
+def plot_allocation(
+    frame: pd.DataFrame, ax: Any = None, top: int | None = 30, *, title: str | None = None
+) -> Any:
+    """Horizontal bars of each contributor's share of the pool (grey: paid nothing).
 
-    names = allocation.names
-    amounts = [allocation.amounts[n] for n in names]
-    shares = np.array([float(Fraction(a, allocation.pool or 1)) for a in amounts])
+    ``frame`` has one row per contributor with ``share_of_pool`` and ``status`` columns
+    (:meth:`Allocation.to_frame`).
+    """
+    names = [str(n) for n in frame.index]
+    shares = frame["share_of_pool"].to_numpy(dtype=float)
+    status = frame["status"].tolist()
     order = np.argsort(-shares, kind="stable")
     if top is not None:
         order = order[:top]
     ax = _axes(ax, height=max(2.0, 0.28 * len(order) + 1.0))
-    status = allocation.status
     colors = ["tab:green" if shares[i] > 0 else "lightgrey" for i in order]
     y = np.arange(len(order))
     ax.barh(y, 100 * shares[order], color=colors)
     ax.set_yticks(y, [names[i] for i in order])
     ax.invert_yaxis()
     for row, i in enumerate(order):
-        label = status[names[i]] if shares[i] == 0 else f"{100 * shares[i]:.3g}%"
+        label = status[i] if shares[i] == 0 else f"{100 * shares[i]:.3g}%"
         ax.annotate(
             label,
             (100 * shares[i], row),
@@ -97,10 +109,10 @@ def plot_allocation(allocation: Allocation, ax: Any = None, top: int | None = 30
             va="center",
             fontsize=8,
         )
-    ax.set_xlim(0, max(1e-9, 100 * float(shares.max())) * 1.18)
+    ax.set_xlim(0, max(1e-9, 100 * float(shares.max(initial=0.0))) * 1.18)
     ax.set_xlabel("share of the pool (%)")
-    pool = f"{allocation.pool:.4g}" if allocation.pool >= 10**6 else str(allocation.pool)
-    ax.set_title(f"allocation: {allocation.policy} (pool {pool} base units)")
+    if title is not None:
+        ax.set_title(title)
     ax.figure.tight_layout()
     return ax
 

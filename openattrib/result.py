@@ -339,7 +339,8 @@ class Attribution:
         """Horizontal bar chart of values with 95% error bars when stderr is known."""
         from .plots import plot_attribution
 
-        return plot_attribution(self, ax=ax, top=top, sort=sort)
+        title = f"{self.method} - {self.level}"
+        return plot_attribution(self.to_frame(), ax=ax, top=top, sort=sort, title=title)
 
     def _repr_html_(self) -> str:
         frame = self.to_frame(sort=True).head(20)

@@ -260,7 +260,9 @@ class Allocation:
         """Bar chart of each contributor's share of the pool."""
         from ..plots import plot_allocation
 
-        return plot_allocation(self, ax=ax, top=top)
+        pool = f"{self.pool:.4g}" if self.pool >= 10**6 else str(self.pool)
+        title = f"allocation: {self.policy} (pool {pool} base units)"
+        return plot_allocation(self.to_frame(), ax=ax, top=top, title=title)
 
     def _repr_html_(self) -> str:
         import html
