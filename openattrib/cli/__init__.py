@@ -13,6 +13,8 @@ from collections.abc import Sequence
 
 from ..errors import OpenAttribError
 from .demo import add_demo_parser
+from .experiment import add_experiment_parser
+from .ledger import add_ledger_parser
 from .value import add_value_parser
 
 __all__ = ["main", "build_parser"]
@@ -28,18 +30,8 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     add_value_parser(commands)
     add_demo_parser(commands)
-    try:
-        from .ledger import add_ledger_parser
-    except ImportError:  # pragma: no cover - during development of the ledger commands
-        pass
-    else:
-        add_ledger_parser(commands)
-    try:
-        from .experiment import add_experiment_parser
-    except ImportError:  # pragma: no cover
-        pass
-    else:
-        add_experiment_parser(commands)
+    add_ledger_parser(commands)
+    add_experiment_parser(commands)
     return parser
 
 

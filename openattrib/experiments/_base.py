@@ -1,9 +1,10 @@
-"""What every evaluation returns, and the coercion of "values" given in several shapes."""
+"""What every evaluation and a whole run return, and the coercion of "values" given in several shapes."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -11,8 +12,9 @@ import pandas as pd
 
 from ..errors import ValidationError
 from ..result import Attribution
+from ._setup import Unit
 
-__all__ = ["ExperimentResult", "as_value_dict", "as_values"]
+__all__ = ["ExperimentResult", "ExperimentRun", "as_value_dict", "as_values"]
 
 
 @dataclass
@@ -101,3 +103,37 @@ def as_value_dict(values: Any, n: int | None = None) -> dict[str, np.ndarray]:
             f"all methods must value the same players; got lengths {sorted(sizes)}"
         )
     return out
+
+
+@dataclass
+class ExperimentRun:
+    """What :func:`run_experiment` produced.
+
+    Attributes
+    ----------
+    out_dir : Path
+        The results folder.
+    config : dict
+        The resolved config (as written to ``config.json``).
+    tables : dict of str to DataFrame
+        Every table, timing columns included (``"summary"``, ``"detection"``, ``"removal"``...).
+    files : dict of str to Path
+        Every file written.
+    figures : dict of str to bytes
+        PNG images by name (``"<dataset>_seed<k>_<evaluation>"``, ``"summary_<metric>"``).
+    attributions : dict of (dataset, seed, method) to Attribution
+    units : dict of (dataset, seed) to Unit
+        The prepared data: ``train`` (with the noisy labels), ``valid`` and ``flipped``.
+    """
+
+    out_dir: Path
+    config: dict[str, Any]
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+    files: dict[str, Path] = field(default_factory=dict)
+    figures: dict[str, bytes] = field(default_factory=dict)
+    attributions: dict[tuple[str, int, str], Attribution] = field(default_factory=dict)
+    units: dict[tuple[str, int], Unit] = field(default_factory=dict)
+
+    @property
+    def report_path(self) -> Path:
+        return self.out_dir / "report.html"

@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from ..report import Report, figure_to_png
-
-if TYPE_CHECKING:  # pragma: no cover
-    from .runner import ExperimentRun
+from ._base import ExperimentRun
 
 __all__ = ["experiment_report", "benchmark_table"]
 

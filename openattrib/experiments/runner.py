@@ -32,7 +32,6 @@ import logging
 import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +41,8 @@ from .. import methods as registry
 from .._io import atomic_write_bytes, atomic_write_text, canonical_json
 from ..errors import UnsupportedError, ValidationError
 from ..result import Attribution, make_provenance
+from ._base import ExperimentRun
+from ._report import experiment_report
 from ._setup import Unit, build_model, derive_seed, prepare_unit
 from .config import load_config, resolve_config
 from .evaluate import evaluate_unit
@@ -53,40 +54,6 @@ log = logging.getLogger("openattrib")
 #: Columns holding wall-clock measurements; written to ``<table>_timing.csv`` only.
 TIMING_COLUMNS = ("wall_seconds", "elapsed_seconds")
 _KEYS = ("dataset", "seed", "method")
-
-
-@dataclass
-class ExperimentRun:
-    """What :func:`run_experiment` produced.
-
-    Attributes
-    ----------
-    out_dir : Path
-        The results folder.
-    config : dict
-        The resolved config (as written to ``config.json``).
-    tables : dict of str to DataFrame
-        Every table, timing columns included (``"summary"``, ``"detection"``, ``"removal"``...).
-    files : dict of str to Path
-        Every file written.
-    figures : dict of str to bytes
-        PNG images by name (``"<dataset>_seed<k>_<evaluation>"``, ``"summary_<metric>"``).
-    attributions : dict of (dataset, seed, method) to Attribution
-    units : dict of (dataset, seed) to Unit
-        The prepared data: ``train`` (with the noisy labels), ``valid`` and ``flipped``.
-    """
-
-    out_dir: Path
-    config: dict[str, Any]
-    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
-    files: dict[str, Path] = field(default_factory=dict)
-    figures: dict[str, bytes] = field(default_factory=dict)
-    attributions: dict[tuple[str, int, str], Attribution] = field(default_factory=dict)
-    units: dict[tuple[str, int], Unit] = field(default_factory=dict)
-
-    @property
-    def report_path(self) -> Path:
-        return self.out_dir / "report.html"
 
 
 def _versions() -> dict[str, Any]:
@@ -370,8 +337,6 @@ def _run(
             for name, frames in tables.items():
                 _write_table(run, name, pd.concat(frames, ignore_index=True))
     _summary(run, tables)
-    from ._report import experiment_report
-
     report = experiment_report(run)
     run.figures.update(report.figures)
     for name, png in report.figures.items():

@@ -338,10 +338,8 @@ class ModelUtility(Game):
 
 def _select_fast_path(utility: ModelUtility) -> Any:
     """The exact fast evaluation path for this utility's estimator, or None (generic refit)."""
-    try:
-        from ..fast import select_fast_path
-    except ImportError:  # no fast paths available
-        return None
+    from ..fast import select_fast_path
+
     return select_fast_path(utility)
 
 
