@@ -25,7 +25,7 @@ import pandas as pd
 from .._io import atomic_write_bytes, canonical_json, read_json
 from ..errors import ValidationError, VerificationError
 from .apportion import apportion, quantise_shares
-from .explain import Explanation
+from .explain import Explanation, explain_payout
 from .policies import (
     POLICIES,
     check_cap,
@@ -284,8 +284,6 @@ class Allocation:
     def explain(self, contributor: str) -> Explanation:
         """The arithmetic behind one payout: value, weight, quantised share, quota, floor,
         remainder, extra unit and final amount (a dict; ``print`` it for readable lines)."""
-        from .explain import explain_payout
-
         return explain_payout(self, str(contributor))
 
     def _cap_units(self) -> int | None:

@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 from fractions import Fraction
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..errors import ValidationError
 from .apportion import apportion
-
-if TYPE_CHECKING:  # pragma: no cover
-    from .allocation import Allocation
 
 __all__ = ["Explanation", "explain_payout"]
 
@@ -86,8 +83,13 @@ class Explanation(dict):
         return "\n".join(lines)
 
 
-def explain_payout(allocation: Allocation, name: str) -> Explanation:
-    """Recompute the apportionment of ``allocation`` and describe ``name``'s payout."""
+def explain_payout(allocation: Any, name: str) -> Explanation:
+    """Recompute the apportionment of ``allocation`` and describe ``name``'s payout.
+
+    ``allocation`` is an :class:`~openattrib.rewards.Allocation` (its public ``names``,
+    ``quantised``, ``amounts``, ``status``, ``parameters``...); this module does not import
+    it, since ``allocation`` imports this one.
+    """
     names = allocation.names
     if name not in names:
         raise ValidationError(
