@@ -68,26 +68,29 @@ def _targets(source: str, node: ast.Import | ast.ImportFrom) -> list[str]:
     return found
 
 
-def _walk(source: str, body: list[ast.stmt], module_level: bool, edges: list[Edge]) -> None:
+def _walk(
+    source: str,
+    body: list[ast.stmt],
+    module_level: bool,
+    edges: list[Edge],
+    type_only: bool = False,
+) -> None:
     for node in body:
         if isinstance(node, (ast.Import, ast.ImportFrom)):
             for target in _targets(source, node):
                 if target != source:
-                    edges.append(Edge(source, target, module_level, node.lineno))
-        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+                    edges.append(Edge(source, target, module_level, node.lineno, type_only))
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
             _walk(source, node.body, False, edges)
         elif isinstance(node, ast.If) and _is_type_checking(node):
-            _walk(source, node.body, False, edges)
+            _walk(source, node.body, False, edges, type_only=module_level)
             _walk(source, node.orelse, module_level, edges)
-        else:
+        else:  # class bodies, if/try/with/for blocks and except handlers run where they stand
             for field in ("body", "orelse", "finalbody", "handlers"):
                 children = getattr(node, field, None)
                 if isinstance(children, list):
-                    _walk(
-                        source, [c for c in children if isinstance(c, ast.AST)], module_level, edges
-                    )
-            if isinstance(node, ast.ExceptHandler):
-                _walk(source, node.body, module_level, edges)
+                    nodes = [c for c in children if isinstance(c, ast.AST)]
+                    _walk(source, nodes, module_level, edges, type_only)
 
 
 def import_edges() -> list[Edge]:
@@ -141,6 +144,12 @@ def test_the_parser_sees_the_imports_it_should():
     assert not by_pair[("openattrib.methods", "openattrib.estimators")].module_level
     assert by_pair[("openattrib.experiments.runner", "openattrib.methods")].module_level
     assert ("openattrib.cli", "openattrib.cli.ledger") in by_pair
+    tree = ast.parse(
+        "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from . import data\n"
+    )
+    found: list[Edge] = []
+    _walk("openattrib.recipe", tree.body, True, found)
+    assert found == [Edge("openattrib.recipe", "openattrib.data", False, 3, True)]
     assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
     assert find_cycle({"a": {"b"}, "b": set()}) is None
 
