@@ -334,3 +334,24 @@ def _env() -> dict[str, str]:
         [str(PACKAGE.parent), *filter(None, [env.get("PYTHONPATH")])]
     )
     return env
+
+
+def test_a_public_function_named_like_a_subpackage_stays_the_function():
+    code = (
+        "import openattrib as oa, openattrib.influence.glm, json; "
+        "print(json.dumps([callable(oa.influence), oa.influence.__module__]))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=_env()
+    )
+    is_callable, module = json.loads(out.stdout.strip().splitlines()[-1])
+    assert is_callable and module.startswith("openattrib.influence")
+
+
+def test_all_is_the_lazy_table_plus_the_errors():
+    lazy = set(openattrib._LAZY)
+    errors = {n for n in openattrib.__all__ if n.endswith("Error")}
+    assert set(openattrib.__all__) == lazy | errors | {"__version__"}
+    assert openattrib.__all__ == sorted(openattrib.__all__)
+    for name in errors:
+        assert issubclass(getattr(openattrib, name), openattrib.OpenAttribError)

@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy.stats import rankdata
 
 from ..data import Dataset
 from ..errors import ValidationError
@@ -139,6 +138,8 @@ def retrained_outputs(
 
 def _spearman_columns(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Spearman correlation of each column of ``a`` with the same column of ``b``."""
+    from scipy.stats import rankdata  # lazily: scipy.stats takes ~1 s to import
+
     ra = rankdata(a, axis=0)
     rb = rankdata(b, axis=0)
     ra -= ra.mean(axis=0)
