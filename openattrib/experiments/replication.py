@@ -108,6 +108,7 @@ def _values(
     scorer: Any,
     k_neighbours: int,
     games: dict,
+    seed: int,
 ) -> Any:
     from ..games import ModelUtility
 
@@ -128,7 +129,7 @@ def _values(
         progress=False,
     )
     params = {"k": k_neighbours} if "k" in registry.get(method).defaults else {}
-    return registry.run(method, inputs, params, seed=0)
+    return registry.run(method, inputs, params, seed=seed)
 
 
 def replication_experiment(
@@ -144,6 +145,7 @@ def replication_experiment(
     pool: int = 10**6,
     policy: str = "proportional",
     k_neighbours: int = 5,
+    seed: int = 0,
     max_players: int = 14,
 ) -> pd.DataFrame:
     """How the copier's payout changes when it replicates its own data ``k`` times.
@@ -163,12 +165,14 @@ def replication_experiment(
         Default: exact Shapley, exact Banzhaf and leave-one-out of the contributor-level
         game (:class:`~openattrib.ModelUtility` with ``players="contributors"``), and
         KNN-Shapley of the points summed per contributor. Monte Carlo methods run with
-        their registry defaults and ``seed=0``. The old names ``"shapley"`` and
+        their registry defaults and ``seed``. The old names ``"shapley"`` and
         ``"banzhaf"`` (exact enumeration) are deprecated aliases of ``"exact_shapley"``
         and ``"exact_banzhaf"``.
     modes : subset of ("own_name", "sybil")
     pool, policy
         Passed to :func:`~openattrib.rewards.allocate` for each set of values.
+    seed : int, default 0
+        Seed of the Monte Carlo methods (the same for every manipulation).
 
     Returns
     -------
@@ -215,7 +219,7 @@ def replication_experiment(
                 if k == 0 and method in baseline:
                     values = baseline[method]
                 else:
-                    values = _values(method, data, valid, model, scorer, k_neighbours, games)
+                    values = _values(method, data, valid, model, scorer, k_neighbours, games, seed)
                 if k == 0:
                     baseline[method] = values
                 records.append(_record(mode, method, k, identities, values, pool, policy))
