@@ -187,6 +187,7 @@ def test_no_cycle_between_parts_of_the_package_even_through_lazy_imports():
 # equal rank (data -> games -> estimators -> Attribution -> rewards -> ledger; consumers last).
 RANK = {
     "errors": 0,
+    "_vocab": 0,  # issue 12a: shared parameter parsing and deprecation helpers
     "_io": 0,
     "_data_checks": 0,
     "parallel": 0,
@@ -197,6 +198,7 @@ RANK = {
     "games": 2,
     "fast": 2,
     "result": 2,
+    "per_test": 2,  # issue 12a: the per-test result protocol
     "estimators": 3,
     "influence": 3,
     "methods": 4,
