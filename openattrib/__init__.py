@@ -25,6 +25,7 @@ from .estimators import (
     exact_semivalue,
     exact_shapley,
     knn_shapley,
+    knn_shapley_per_test,
     loo,
     permutation_shapley,
     semivalue,
@@ -42,7 +43,8 @@ from .influence import (
     trak,
 )
 from .ledger import Ledger
-from .result import Attribution, package_version
+from .per_test import PerTestResult
+from .result import Attribution, ContributorSums, package_version
 from .rewards import Allocation, allocate
 
 __version__ = package_version()
@@ -62,6 +64,7 @@ __all__ = [
     "beta_shapley",
     "data_oob",
     "knn_shapley",
+    "knn_shapley_per_test",
     "permutation_shapley",
     "report",
     "semivalue",
@@ -69,6 +72,8 @@ __all__ = [
     "Allocation",
     "Attribution",
     "BudgetError",
+    "ContributorSums",
+    "PerTestResult",
     "Dataset",
     "FunctionGame",
     "Game",

@@ -27,7 +27,7 @@ def _example(with_stderr: bool = True) -> oa.Attribution:
         parameters={"truncation": 0.01},
         seed=4,
         provenance={"dataset_hash": "ab" * 32, "created": "2026-01-01T00:00:00+00:00"},
-        level="points",
+        players="points",
         contributors=["a", "b", "a", "c", "b", "a", "c"],
         diagnostics={"stopped_by": "MaxSamples(10)"},
     )
@@ -76,7 +76,7 @@ def test_by_contributor_sums_points_and_says_so():
 
 
 def test_by_contributor_needs_contributors():
-    plain = oa.Attribution([1.0, 2.0], ["x", "y"], level="points")
+    plain = oa.Attribution([1.0, 2.0], ["x", "y"], players="points")
     with pytest.raises(oa.ValidationError, match="no contributor per point"):
         plain.by_contributor()
     assert plain.by_contributor(["k", "k"]).values.tolist() == [3.0]

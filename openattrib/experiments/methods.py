@@ -167,7 +167,7 @@ def _run_random(ctx: MethodContext, p: dict[str, Any], seed: int) -> Attribution
         method="random",
         seed=seed,
         provenance=make_provenance(dataset_hash=ctx.train.content_hash()),
-        level="points",
+        players="points",
         contributors=ctx.train.contributors,
     )
 
