@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from ._vocab import deprecated_keywords
 from .data import Dataset
 from .errors import ValidationError
 
@@ -165,7 +166,20 @@ def load(name: str) -> Dataset:
 
 
 # ---------------------------------------------------------------------------- generators
+@deprecated_keywords(
+    positional=(
+        "n_samples",
+        "n_features",
+        "n_informative",
+        "n_redundant",
+        "n_classes",
+        "class_sep",
+        "flip_y",
+        "seed",
+    )
+)
 def make_classification(
+    *,
     n_samples: int = 200,
     n_features: int = 10,
     n_informative: int = 5,
@@ -200,7 +214,9 @@ def make_classification(
     return Dataset(X, y, copy=False)
 
 
+@deprecated_keywords(positional=("n_samples", "n_features", "n_informative", "noise", "seed"))
 def make_regression(
+    *,
     n_samples: int = 200,
     n_features: int = 10,
     n_informative: int = 5,
@@ -230,7 +246,8 @@ def make_regression(
 
 
 # ---------------------------------------------------------------------------- label noise
-def flip_labels(ds: Dataset, fraction: float, seed: int = 0) -> tuple[Dataset, np.ndarray]:
+@deprecated_keywords(positional=("seed",))
+def flip_labels(ds: Dataset, fraction: float, *, seed: int = 0) -> tuple[Dataset, np.ndarray]:
     """Flip the labels of exactly ``round(fraction * n_samples)`` rows (half rounds up).
 
     Each chosen row gets a *different* class, drawn uniformly from the other classes

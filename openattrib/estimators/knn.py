@@ -131,13 +131,14 @@ class KNNShapleyPerTest(PerTestResult):
         self,
         train: Dataset,
         test: Dataset,
+        *,
         k: int,
         metric: str,
         task: str,
         batch_size: int | str,
-        memory_budget: int | str | None,
-        n_jobs: int,
-        progress: bool,
+        memory_budget: int | str | None = None,
+        n_jobs: int = 1,
+        progress: bool = True,
     ) -> None:
         self.train, self.test = train, test
         self.contributors = train.contributors
@@ -180,20 +181,20 @@ class KNNShapleyPerTest(PerTestResult):
             f"metric={self.metric!r}, task={self.task!r})"
         )
 
-    def _check_range(self, start: int, stop: int) -> tuple[int, int]:
+    def _check_range(self, start: int, end: int) -> tuple[int, int]:
         n_test = len(self)
         start = check_int("start", start, 0)
-        stop = check_int("stop", stop, 0)
+        stop = check_int("end", end, 0)
         if not start <= stop <= n_test:
             raise ValidationError(
-                f"block({start}, {stop}) is out of range: need 0 <= start <= stop <= {n_test}"
+                f"block({start}, {stop}) is out of range: need 0 <= start <= end <= {n_test}"
             )
         return start, stop
 
     # ------------------------------------------------------------------ public
-    def block(self, start: int, stop: int) -> np.ndarray:
-        """Values of test points ``start..stop-1``: array (stop - start, n_train)."""
-        start, stop = self._check_range(start, stop)
+    def block(self, start: int, end: int) -> np.ndarray:
+        """Values of test points ``start..end-1``: array (end - start, n_train)."""
+        start, stop = self._check_range(start, end)
         if stop - start <= self.batch_size:
             return self._kernel.block_values(start, stop)
         return np.concatenate(list(self._kernel.blocks(start, stop)), axis=0)
@@ -309,7 +310,15 @@ def _per_test(
             train.n_samples,
         )
     return KNNShapleyPerTest(
-        train, test, k, metric, task, batch_size, memory_budget, int(n_jobs), bool(progress)
+        train,
+        test,
+        k=k,
+        metric=metric,
+        task=task,
+        batch_size=batch_size,
+        memory_budget=memory_budget,
+        n_jobs=int(n_jobs),
+        progress=bool(progress),
     )
 
 

@@ -245,7 +245,7 @@ def run_experiment(
     config: str | Path | Mapping[str, Any],
     out_dir: str | Path | None = None,
     *,
-    progress: bool = False,
+    progress: bool = True,
     echo: Callable[[str], Any] | None = None,
 ) -> ExperimentRun:
     """Run the experiment described by a TOML file (or an already parsed mapping).
