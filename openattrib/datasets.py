@@ -32,6 +32,7 @@ __all__ = [
     "flip_labels",
     "partition",
     "DATA_DIR",
+    "LOADERS",
 ]
 
 
@@ -139,7 +140,7 @@ def load_diabetes() -> Dataset:
     return _from_sklearn(skd.load_diabetes)
 
 
-_LOADERS: dict[str, Callable[[], Dataset]] = {
+LOADERS: dict[str, Callable[[], Dataset]] = {
     "breast_cancer": load_breast_cancer,
     "digits": load_digits,
     "wine": load_wine,
@@ -157,12 +158,12 @@ def load(name: str) -> Dataset:
     4
     """
     key = str(name).strip().lower().replace("-", "_")
-    if key not in _LOADERS:
+    if key not in LOADERS:
         raise ValidationError(
-            f"unknown data set {name!r}; valid names: {', '.join(sorted(_LOADERS))} "
+            f"unknown data set {name!r}; valid names: {', '.join(sorted(LOADERS))} "
             "(and oa.datasets.load_demo() for the contributor demo)"
         )
-    return _LOADERS[key]()
+    return LOADERS[key]()
 
 
 # ---------------------------------------------------------------------------- generators

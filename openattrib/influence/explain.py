@@ -225,6 +225,7 @@ def explain_prediction(
         feature_names,
         method="shap-linear",
         parameters={"background_size": size, "seed": seed, "explained": explained},
+        seed=seed,
         provenance=make_provenance(dataset_hash=train.content_hash(), model=glm.description),
         players="players",
         diagnostics={"base_value": float(np.asarray(base).reshape(-1)[0])},
