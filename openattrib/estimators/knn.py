@@ -399,8 +399,8 @@ def knn_shapley(
     Examples
     --------
     >>> import openattrib as oa
-    >>> train, test = oa.datasets.load_iris().split(test_size=0.2, seed=0)
-    >>> values = oa.knn_shapley(train, test, k=5, progress=False)
+    >>> train, valid = oa.datasets.load_iris().split(test_size=0.2, seed=0)
+    >>> values = oa.knn_shapley(train, valid, k=5, progress=False)
     >>> values.level, len(values)
     ('points', 120)
     """
