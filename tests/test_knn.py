@@ -275,8 +275,8 @@ def test_string_labels_and_integral_float_labels(tiny_pair):
 
 
 # ----------------------------------------------------------------------------- vocabulary
-def test_old_spellings_warn_and_return_the_same_values(small):
-    train, valid = small
+def test_old_spellings_warn_and_return_the_same_values(tiny_pair):
+    train, valid = tiny_pair
     reference = knn_shapley(train, valid, k=3, progress=False)
     with pytest.warns(DeprecationWarning, match=r"passing k, metric positionally.*k=, metric="):
         positional = knn_shapley(train, valid, 3, "euclidean", progress=False)
