@@ -37,6 +37,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         exact_semivalue,
         exact_shapley,
         knn_shapley,
+        knn_shapley_per_test,
         loo,
         permutation_shapley,
         semivalue,
@@ -54,7 +55,8 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         trak,
     )
     from .ledger import Ledger
-    from .result import Attribution
+    from .per_test import PerTestResult
+    from .result import Attribution, ContributorSums
     from .rewards import Allocation, allocate
 
 #: public name -> (module, attribute); attribute None means the module itself
@@ -84,6 +86,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
             "exact_semivalue",
             "exact_shapley",
             "knn_shapley",
+            "knn_shapley_per_test",
             "loo",
             "permutation_shapley",
             "semivalue",
@@ -106,6 +109,8 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     },
     "Ledger": (f"{__name__}.ledger", "Ledger"),
     "Attribution": (f"{__name__}.result", "Attribution"),
+    "ContributorSums": (f"{__name__}.result", "ContributorSums"),
+    "PerTestResult": (f"{__name__}.per_test", "PerTestResult"),
     "Allocation": (f"{__name__}.rewards", "Allocation"),
     "allocate": (f"{__name__}.rewards", "allocate"),
 }
@@ -114,6 +119,7 @@ __all__ = [
     "Allocation",
     "Attribution",
     "BudgetError",
+    "ContributorSums",
     "Dataset",
     "FunctionGame",
     "Game",
@@ -124,6 +130,7 @@ __all__ = [
     "LedgerError",
     "ModelUtility",
     "OpenAttribError",
+    "PerTestResult",
     "PredictionExplanation",
     "UnsupportedError",
     "ValidationError",
@@ -142,6 +149,7 @@ __all__ = [
     "explain_prediction",
     "influence",
     "knn_shapley",
+    "knn_shapley_per_test",
     "lds",
     "ledger",
     "loo",

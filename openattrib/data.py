@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from . import _data_checks as checks
+from ._vocab import deprecated_keywords
 from .errors import ValidationError
 
 __all__ = ["Dataset", "HASH_HEADER"]
@@ -276,8 +277,9 @@ class Dataset:
             copy=False,
         )
 
+    @deprecated_keywords(positional=("test_size", "seed", "stratify"))
     def split(
-        self, test_size: float | int = 0.3, seed: int = 0, stratify: bool = True
+        self, *, test_size: float | int = 0.3, seed: int = 0, stratify: bool = True
     ) -> tuple[Dataset, Dataset]:
         """Shuffle and split into ``(train, valid)``; contributors follow their rows.
 

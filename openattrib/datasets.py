@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from ._vocab import deprecated_keywords
 from .data import Dataset
 from .errors import ValidationError
 
@@ -31,6 +32,7 @@ __all__ = [
     "flip_labels",
     "partition",
     "DATA_DIR",
+    "LOADERS",
 ]
 
 
@@ -138,7 +140,7 @@ def load_diabetes() -> Dataset:
     return _from_sklearn(skd.load_diabetes)
 
 
-_LOADERS: dict[str, Callable[[], Dataset]] = {
+LOADERS: dict[str, Callable[[], Dataset]] = {
     "breast_cancer": load_breast_cancer,
     "digits": load_digits,
     "wine": load_wine,
@@ -156,16 +158,29 @@ def load(name: str) -> Dataset:
     4
     """
     key = str(name).strip().lower().replace("-", "_")
-    if key not in _LOADERS:
+    if key not in LOADERS:
         raise ValidationError(
-            f"unknown data set {name!r}; valid names: {', '.join(sorted(_LOADERS))} "
+            f"unknown data set {name!r}; valid names: {', '.join(sorted(LOADERS))} "
             "(and oa.datasets.load_demo() for the contributor demo)"
         )
-    return _LOADERS[key]()
+    return LOADERS[key]()
 
 
 # ---------------------------------------------------------------------------- generators
+@deprecated_keywords(
+    positional=(
+        "n_samples",
+        "n_features",
+        "n_informative",
+        "n_redundant",
+        "n_classes",
+        "class_sep",
+        "flip_y",
+        "seed",
+    )
+)
 def make_classification(
+    *,
     n_samples: int = 200,
     n_features: int = 10,
     n_informative: int = 5,
@@ -200,7 +215,9 @@ def make_classification(
     return Dataset(X, y, copy=False)
 
 
+@deprecated_keywords(positional=("n_samples", "n_features", "n_informative", "noise", "seed"))
 def make_regression(
+    *,
     n_samples: int = 200,
     n_features: int = 10,
     n_informative: int = 5,
@@ -230,7 +247,8 @@ def make_regression(
 
 
 # ---------------------------------------------------------------------------- label noise
-def flip_labels(ds: Dataset, fraction: float, seed: int = 0) -> tuple[Dataset, np.ndarray]:
+@deprecated_keywords(positional=("seed",))
+def flip_labels(ds: Dataset, fraction: float, *, seed: int = 0) -> tuple[Dataset, np.ndarray]:
     """Flip the labels of exactly ``round(fraction * n_samples)`` rows (half rounds up).
 
     Each chosen row gets a *different* class, drawn uniformly from the other classes

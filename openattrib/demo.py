@@ -162,7 +162,7 @@ def run_demo(
         proof = led.inclusion_proof(alloc_entry.index)
         included = ledger_module.verify_inclusion(proof, checkpoint)
         signed = ledger_module.verify_checkpoint(checkpoint.text, public_key)
-        report_ledger = led.verify(public_key=public_key)
+        report_ledger = led.verify(public_key=public_key, progress=progress)
     summary.ledger_ok = bool(included and report_ledger.ok and signed)
     say(
         f"Ledger {out / 'ledger.sqlite'}: run at index {run_entry.index}, allocation at {alloc_entry.index}"

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -76,6 +76,7 @@ class MethodInput:
 
     train: Dataset
     valid: Dataset
+    _: KW_ONLY
     model: Any = None
     scorer: Any = None
     players: str = "points"
@@ -125,8 +126,9 @@ class Method:
         ``run(inputs, params, seed) -> Attribution`` at the method's native level.
     error_bars : bool
         Whether results carry standard errors (Monte Carlo estimators, Data-OOB).
-    players : tuple of str
-        Levels the method values natively; others are reached by summing points.
+    levels : tuple of str
+        Player levels (``"points"``, ``"contributors"``) the method values natively; others
+        are reached by summing points.
     monte_carlo : bool
         Whether the method samples under a stopping rule (``budget`` / ``stop``).
     semivalue : str or None
@@ -139,7 +141,7 @@ class Method:
     defaults: Mapping[str, Any]
     run: Runner
     error_bars: bool = False
-    players: tuple[str, ...] = ("points", "contributors")
+    levels: tuple[str, ...] = ("points", "contributors")
     monte_carlo: bool = False
     semivalue: str | None = None
     description: str = ""
@@ -381,7 +383,7 @@ def _run_random(inputs: MethodInput, p: dict[str, Any], seed: int) -> Attributio
         method="random",
         seed=seed,
         provenance=make_provenance(dataset_hash=inputs.train.content_hash()),
-        level="points",
+        players="points",
         contributors=inputs.train.contributors,
     )
 
@@ -471,7 +473,7 @@ register(
         "closed_form",
         {"k": 5},
         _run_knn,
-        players=("points",),
+        levels=("points",),
         description="closed-form KNN-Shapley",
     ),
     aliases={"knn": {}},
@@ -495,7 +497,7 @@ register(
         "influence",
         {"damping": 0.0},
         _run_influence,
-        players=("points",),
+        levels=("points",),
         description="influence functions, summed over validation points",
     )
 )
@@ -506,7 +508,7 @@ register(
         "baseline",
         {},
         _run_random,
-        players=("points",),
+        levels=("points",),
         description="random values (baseline)",
     )
 )

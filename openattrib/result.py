@@ -6,6 +6,7 @@ import datetime as _dt
 import hashlib
 import platform
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -13,9 +14,10 @@ import numpy as np
 import pandas as pd
 
 from ._io import atomic_write_bytes, canonical_json, read_json
+from ._vocab import deprecated_keywords
 from .errors import ValidationError
 
-__all__ = ["Attribution", "make_provenance", "package_version"]
+__all__ = ["Attribution", "ContributorSums", "make_provenance", "package_version"]
 
 _LEVELS = ("points", "contributors", "players")
 FORMAT = "openattrib.attribution/1"
@@ -67,6 +69,55 @@ def _decode_floats(values: list | None) -> np.ndarray | None:
     return np.array([np.nan if v is None else v for v in values], dtype=np.float64)
 
 
+@dataclass(frozen=True, eq=False)
+class ContributorSums:
+    """Per-contributor sums of point values measured draw by draw, with their own errors.
+
+    Permutation sampling on points that have contributors also accumulates, for every
+    drawn permutation, the sum of each contributor's point estimates: the mean of those
+    per-draw sums is the contributor's sum and their spread gives its standard error (which
+    the per-point errors cannot: estimates of points in one permutation are correlated).
+
+    Attributes
+    ----------
+    names : list of str
+        Contributor ids, in order of first appearance among the points.
+    values, stderr : ndarray of float
+        Mean and standard error of the per-draw sums (NaN where not measured).
+    counts : ndarray of int
+        Samples behind each value.
+    estimator : str
+        How the numbers were obtained.
+    """
+
+    names: list[str]
+    values: np.ndarray
+    stderr: np.ndarray
+    counts: np.ndarray
+    estimator: str = "per-draw contributor sums"
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able form (non-finite floats become ``null``)."""
+        return {
+            "names": list(self.names),
+            "values": _encode_floats(self.values),
+            "stderr": _encode_floats(self.stderr),
+            "counts": [int(c) for c in self.counts],
+            "estimator": self.estimator,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ContributorSums:
+        """Inverse of :meth:`to_dict`."""
+        return cls(
+            [str(n) for n in data["names"]],
+            _decode_floats(data["values"]),  # type: ignore[arg-type]
+            _decode_floats(data["stderr"]),  # type: ignore[arg-type]
+            np.asarray(data["counts"], dtype=np.int64),
+            str(data.get("estimator", "per-draw contributor sums")),
+        )
+
+
 class Attribution:
     """Values of players (training points, contributors, or players of a game) plus uncertainty.
 
@@ -85,13 +136,17 @@ class Attribution:
     parameters : dict
         The method's parameters (JSON-serialisable).
     seed : int, optional
-        Seed of a stochastic method.
+        Seed of a stochastic method (``None`` for deterministic ones).
     provenance : dict
         Where the numbers come from: dataset hash, model, scorer, package versions, time.
-    level : {"points", "contributors", "players"}
-        What the players are.
+    players : {"points", "contributors", "players"}
+        What the players are (``"players"``: the players of an abstract game). Available
+        as ``result.level``. Formerly ``level=`` (deprecated).
     contributors : array-like of str, optional
-        For ``level="points"``: the contributor of each point, used by :meth:`by_contributor`.
+        For ``players="points"``: the contributor of each point, used by :meth:`by_contributor`.
+    contributor_sums : ContributorSums, optional
+        Per-contributor sums measured draw by draw (permutation sampling); with the
+        attribution's own contributors, :meth:`by_contributor` returns them with their errors.
     diagnostics : dict
         Anything else worth keeping: stopping rule, convergence history, failed fits...
 
@@ -102,6 +157,7 @@ class Attribution:
     ['a', 'b']
     """
 
+    @deprecated_keywords(level="players")
     def __init__(
         self,
         values: Any,
@@ -113,8 +169,9 @@ class Attribution:
         parameters: Mapping[str, Any] | None = None,
         seed: int | None = None,
         provenance: Mapping[str, Any] | None = None,
-        level: str = "players",
+        players: str = "players",
         contributors: Any = None,
+        contributor_sums: ContributorSums | None = None,
         diagnostics: Mapping[str, Any] | None = None,
     ) -> None:
         names = [str(n) for n in names]
@@ -123,8 +180,8 @@ class Attribution:
             seen: set[str] = set()
             dup = next(x for x in names if x in seen or seen.add(x))
             raise ValidationError(f"Attribution names must be unique; {dup!r} appears twice")
-        if level not in _LEVELS:
-            raise ValidationError(f"level must be one of {_LEVELS}, got {level!r}")
+        if players not in _LEVELS:
+            raise ValidationError(f"players must be one of {_LEVELS}, got {players!r}")
         self.names: list[str] = names
         self.values: np.ndarray = _as_float_array("values", values, n)
         self.stderr: np.ndarray | None = (
@@ -148,7 +205,12 @@ class Attribution:
         self.parameters: dict[str, Any] = dict(parameters or {})
         self.seed = None if seed is None else int(seed)
         self.provenance: dict[str, Any] = dict(provenance or {})
-        self.level = level
+        self.level = players
+        if contributor_sums is not None and not isinstance(contributor_sums, ContributorSums):
+            raise ValidationError(
+                f"contributor_sums must be a ContributorSums, got {type(contributor_sums).__name__}"
+            )
+        self.contributor_sums: ContributorSums | None = contributor_sums
         self.diagnostics: dict[str, Any] = dict(diagnostics or {})
 
     # ------------------------------------------------------------------ basics
@@ -167,6 +229,11 @@ class Attribution:
             f"Attribution(method={self.method!r}, level={self.level!r}, "
             f"n={len(self)}, sum={self.values.sum():.6g}{err})"
         )
+
+    @property
+    def players(self) -> str:
+        """What the players are: ``"points"``, ``"contributors"`` or ``"players"``."""
+        return self.level
 
     @property
     def interrupted(self) -> bool:
@@ -206,11 +273,11 @@ class Attribution:
         correlated (strongly, within one permutation), so the error of a sum cannot be
         recovered from the per-point errors. Permutation-sampling results (permutation,
         TMC and Beta Shapley) on points with contributors therefore also accumulate each
-        contributor's per-draw sum (``diagnostics["by_contributor"]``); with the attribution's
-        own contributors, those give the values, standard errors and counts here. Otherwise
-        the result carries **no standard errors** (a wrong error bar would mislead
-        uncertainty-aware payouts); for contributor-level error bars, value a game with
-        ``players="contributors"``.
+        contributor's per-draw sum (the :attr:`contributor_sums` field); with the
+        attribution's own contributors, those give the values, standard errors and counts
+        here. Otherwise the result carries **no standard errors** (a wrong error bar would
+        mislead uncertainty-aware payouts); for contributor-level error bars, value a game
+        with ``players="contributors"``.
         """
         if self.level == "contributors":
             return self
@@ -240,13 +307,12 @@ class Attribution:
         }
         if not own and self.contributors is not None:
             own = contributors.tolist() == self.contributors.tolist()
-        block = self.diagnostics.get("by_contributor")
+        sums = self.contributor_sums
         stderr = counts = None
-        if own and isinstance(block, Mapping) and list(block.get("names", ())) == ids:
+        if own and sums is not None and list(sums.names) == ids:
             # per-draw contributor sums accumulated by the sampler: their spread is the error
-            values = _decode_floats(block["values"])
-            stderr, counts = _decode_floats(block["stderr"]), block["counts"]
-            diagnostics["stderr"] = str(block.get("estimator", "per-draw contributor sums"))
+            values, stderr, counts = sums.values, sums.stderr, sums.counts
+            diagnostics["stderr"] = sums.estimator
         elif self.stderr is not None:
             diagnostics["stderr"] = (
                 "not available for sums of correlated point estimates; "
@@ -261,8 +327,51 @@ class Attribution:
             parameters=self.parameters,
             seed=self.seed,
             provenance=self.provenance,
-            level="contributors",
+            players="contributors",
             diagnostics=diagnostics,
+        )
+
+    def reindex(self, names: Sequence[str]) -> Attribution:
+        """The same result with its players in the order of ``names``.
+
+        ``names`` must be a permutation of :attr:`names` (a missing or unknown name is
+        refused, naming it). Values, stderr, counts and contributors move together;
+        everything else is kept.
+
+        Examples
+        --------
+        >>> a = Attribution([1.0, 2.0, 3.0], ["a", "b", "c"])
+        >>> a.reindex(["c", "a", "b"]).values.tolist()
+        [3.0, 1.0, 2.0]
+        """
+        names = [str(n) for n in names]
+        position = {name: i for i, name in enumerate(self.names)}
+        unknown = [n for n in names if n not in position]
+        if unknown:
+            raise ValidationError(
+                f"reindex: {unknown[0]!r} is not a player of this attribution "
+                f"(players: {', '.join(self.names[:5])}{', ...' if len(self) > 5 else ''})"
+            )
+        if len(names) != len(self) or len(set(names)) != len(names):
+            missing = [n for n in self.names if n not in set(names)]
+            raise ValidationError(
+                f"reindex needs every player exactly once; {len(names)} names given for "
+                f"{len(self)} players" + (f", missing {missing[0]!r}" if missing else "")
+            )
+        order = np.array([position[n] for n in names], dtype=np.int64)
+        return Attribution(
+            self.values[order],
+            names,
+            stderr=None if self.stderr is None else self.stderr[order],
+            counts=None if self.counts is None else self.counts[order],
+            method=self.method,
+            parameters=self.parameters,
+            seed=self.seed,
+            provenance=self.provenance,
+            players=self.level,
+            contributors=None if self.contributors is None else self.contributors[order],
+            contributor_sums=self.contributor_sums,
+            diagnostics=self.diagnostics,
         )
 
     # ------------------------------------------------------------ persistence
@@ -280,6 +389,9 @@ class Attribution:
             "provenance": self.provenance,
             "level": self.level,
             "contributors": None if self.contributors is None else list(self.contributors),
+            "contributor_sums": None
+            if self.contributor_sums is None
+            else self.contributor_sums.to_dict(),
             "diagnostics": self.diagnostics,
         }
 
@@ -290,6 +402,10 @@ class Attribution:
             raise ValidationError(
                 f"not an openattrib attribution (format {data.get('format')!r}, expected {FORMAT!r})"
             )
+        diagnostics = dict(data.get("diagnostics") or {})
+        sums = data.get("contributor_sums")
+        if sums is None and isinstance(diagnostics.get("by_contributor"), Mapping):
+            sums = diagnostics.pop("by_contributor")  # files written before the field existed
         return cls(
             _decode_floats(data["values"]),
             data["names"],
@@ -299,17 +415,19 @@ class Attribution:
             parameters=data.get("parameters"),
             seed=data.get("seed"),
             provenance=data.get("provenance"),
-            level=data.get("level", "players"),
+            players=data.get("level", "players"),
             contributors=data.get("contributors"),
-            diagnostics=data.get("diagnostics"),
+            contributor_sums=None if sums is None else ContributorSums.from_dict(sums),
+            diagnostics=diagnostics,
         )
 
     def result_hash(self) -> str:
         """SHA-256 (hex) of the reproducible part of the result.
 
         Covers names, values, stderr, counts, level, method, parameters, seed and the dataset
-        hash; excludes wall-clock times and diagnostics, so rerunning a seeded computation on
-        the same data gives the same hash.
+        hash; excludes wall-clock times, diagnostics and :attr:`contributor_sums` (a
+        by-product of the same draws, kept out so hashes match those of earlier versions),
+        so rerunning a seeded computation on the same data gives the same hash.
         """
         core = {
             "names": self.names,

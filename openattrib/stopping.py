@@ -103,11 +103,11 @@ def _positive_float(rule: str, name: str, value: Any, allow_zero: bool = False) 
 class StoppingRule:
     """Base class of stopping rules; combine rules with ``|`` (either) and ``&`` (both)."""
 
-    def check(self, progress: Progress) -> str | None:
+    def check(self, state: Progress) -> str | None:
         """Return a description of why the run should stop now, or ``None`` to go on."""
         raise NotImplementedError
 
-    def draws_left(self, progress: Progress) -> int | None:
+    def draws_left(self, state: Progress) -> int | None:
         """At most how many more draws the rule allows (``None``: no sample budget)."""
         return None
 
@@ -153,11 +153,11 @@ class MaxSamples(StoppingRule):
     def __init__(self, n: int) -> None:
         self.n = _positive_int("MaxSamples", "n", n)
 
-    def check(self, progress: Progress) -> str | None:
-        return str(self) if progress.samples >= self.n else None
+    def check(self, state: Progress) -> str | None:
+        return str(self) if state.samples >= self.n else None
 
-    def draws_left(self, progress: Progress) -> int:
-        return max(0, -(-(self.n - progress.samples) // progress.samples_per_draw))
+    def draws_left(self, state: Progress) -> int:
+        return max(0, -(-(self.n - state.samples) // state.samples_per_draw))
 
     def is_bounded(self) -> bool:
         return True
@@ -176,11 +176,11 @@ class MaxEvaluations(StoppingRule):
     def __init__(self, n: int) -> None:
         self.n = _positive_int("MaxEvaluations", "n", n)
 
-    def draws_left(self, progress: Progress) -> int:
-        return max(0, (self.n - progress.evaluations) // max(progress.max_evaluations_per_draw, 1))
+    def draws_left(self, state: Progress) -> int:
+        return max(0, (self.n - state.evaluations) // max(state.max_evaluations_per_draw, 1))
 
-    def check(self, progress: Progress) -> str | None:
-        return str(self) if self.draws_left(progress) == 0 else None
+    def check(self, state: Progress) -> str | None:
+        return str(self) if self.draws_left(state) == 0 else None
 
     def is_bounded(self) -> bool:
         return True
@@ -195,8 +195,8 @@ class MaxTime(StoppingRule):
     def __init__(self, seconds: float) -> None:
         self.seconds = _positive_float("MaxTime", "seconds", seconds)
 
-    def check(self, progress: Progress) -> str | None:
-        return str(self) if progress.elapsed >= self.seconds else None
+    def check(self, state: Progress) -> str | None:
+        return str(self) if state.elapsed >= self.seconds else None
 
     def is_bounded(self) -> bool:
         return True
@@ -230,13 +230,13 @@ class StdErr(StoppingRule):
         spread = float(finite.max() - finite.min()) if finite.size else 0.0
         return (self.atol or 0.0) + (self.rtol or 0.0) * spread
 
-    def check(self, progress: Progress) -> str | None:
-        if progress.samples < self.min_samples or progress.stderr.size == 0:
+    def check(self, state: Progress) -> str | None:
+        if state.samples < self.min_samples or state.stderr.size == 0:
             return None
-        stderr = progress.stderr
-        if not np.isfinite(stderr).all() or not np.isfinite(progress.values).all():
+        stderr = state.stderr
+        if not np.isfinite(stderr).all() or not np.isfinite(state.values).all():
             return None
-        return str(self) if float(stderr.max()) <= self.tolerance(progress.values) else None
+        return str(self) if float(stderr.max()) <= self.tolerance(state.values) else None
 
     def __str__(self) -> str:
         parts = []
@@ -274,16 +274,16 @@ class RankStable(StoppingRule):
         self._last_values: np.ndarray | None = None
         self.last_correlation: float | None = None
 
-    def check(self, progress: Progress) -> str | None:
+    def check(self, state: Progress) -> str | None:
         from scipy.stats import spearmanr
 
-        if self._last_samples is not None and progress.samples - self._last_samples < self.every:
+        if self._last_samples is not None and state.samples - self._last_samples < self.every:
             return None
-        values = np.asarray(progress.values, dtype=np.float64)
+        values = np.asarray(state.values, dtype=np.float64)
         previous, self._last_values, self._last_samples = (
             self._last_values,
             values.copy(),
-            progress.samples,
+            state.samples,
         )
         if (
             previous is None
@@ -323,13 +323,13 @@ class AnyOf(_Composite):
 
     symbol = "|"
 
-    def check(self, progress: Progress) -> str | None:
-        reasons = [r.check(progress) for r in self.rules]  # every rule sees every checkpoint
+    def check(self, state: Progress) -> str | None:
+        reasons = [r.check(state) for r in self.rules]  # every rule sees every checkpoint
         fired = [reason for reason in reasons if reason is not None]
         return " | ".join(fired) if fired else None
 
-    def draws_left(self, progress: Progress) -> int | None:
-        bounds = [b for b in (r.draws_left(progress) for r in self.rules) if b is not None]
+    def draws_left(self, state: Progress) -> int | None:
+        bounds = [b for b in (r.draws_left(state) for r in self.rules) if b is not None]
         return min(bounds) if bounds else None
 
     def is_bounded(self) -> bool:
@@ -341,12 +341,12 @@ class AllOf(_Composite):
 
     symbol = "&"
 
-    def check(self, progress: Progress) -> str | None:
-        reasons = [r.check(progress) for r in self.rules]
+    def check(self, state: Progress) -> str | None:
+        reasons = [r.check(state) for r in self.rules]
         return " & ".join(reasons) if all(reason is not None for reason in reasons) else None  # type: ignore[misc]
 
-    def draws_left(self, progress: Progress) -> int | None:
-        bounds = [r.draws_left(progress) for r in self.rules]
+    def draws_left(self, state: Progress) -> int | None:
+        bounds = [r.draws_left(state) for r in self.rules]
         return None if any(b is None for b in bounds) else max(bounds)  # type: ignore[type-var]
 
     def is_bounded(self) -> bool:

@@ -58,8 +58,10 @@ def cancer_split() -> tuple[oa.Dataset, oa.Dataset]:
 @pytest.fixture(scope="module")
 def partitioned_split() -> tuple[oa.Dataset, oa.Dataset]:
     """80 synthetic points among 5 contributors, split half and half."""
-    ds = oa.datasets.make_classification(80, 4, 2, class_sep=1.0, seed=3)
-    return oa.datasets.partition(ds, 5, seed=3).split(0.5, seed=0)
+    ds = oa.datasets.make_classification(
+        n_samples=80, n_features=4, n_informative=2, class_sep=1.0, seed=3
+    )
+    return oa.datasets.partition(ds, 5, seed=3).split(test_size=0.5, seed=0)
 
 
 # ----------------------------------------------------------------------------- browser

@@ -141,7 +141,9 @@ def test_point_results_unchanged_by_the_contributor_accumulator():
     assert owned.values.tobytes() == plain.values.tobytes()
     assert owned.stderr.tobytes() == plain.stderr.tobytes()
     assert owned.counts.tolist() == plain.counts.tolist()
-    assert "by_contributor" not in plain.diagnostics
+    assert "by_contributor" not in plain.diagnostics and plain.contributor_sums is None
+    assert "by_contributor" not in owned.diagnostics  # a typed field, not a diagnostics key
+    assert owned.contributor_sums.names == GROUP_NAMES
     assert "contributor_names" not in plain.diagnostics["state"]
 
 
@@ -168,7 +170,7 @@ def test_other_contributors_and_msr_fall_back_to_plain_sums():
     np.testing.assert_allclose(regrouped.values, _indicator(["a", "b"], other) @ result.values)
     # MSR has no per-draw estimate to sum: no contributor error bar rather than a wrong one
     msr = banzhaf(game, stop=stop.MaxSamples(64), seed=1, progress=False)
-    assert "by_contributor" not in msr.diagnostics
+    assert "by_contributor" not in msr.diagnostics and msr.contributor_sums is None
     assert msr.by_contributor().stderr is None
 
 
@@ -197,3 +199,33 @@ def test_model_utility_over_points_reports_contributor_stderr():
     np.testing.assert_allclose(
         grouped.values, np.bincount(codes, weights=result.values), rtol=1e-12, atol=1e-15
     )
+
+
+def test_contributor_sums_field_round_trips_bit_for_bit_and_stays_out_of_the_hash(tmp_path):
+    result = permutation_shapley(OwnedGloves(), stop=stop.MaxSamples(40), seed=5, progress=False)
+    sums = result.contributor_sums
+    assert isinstance(sums, oa.result.ContributorSums)
+    np.testing.assert_allclose(sums.values, _indicator() @ result.values, rtol=1e-12)
+    path = result.save(tmp_path / "a.json")
+    loaded = oa.Attribution.load(path)
+    assert loaded.contributor_sums.stderr.tobytes() == sums.stderr.tobytes()
+    assert loaded.contributor_sums.counts.tolist() == sums.counts.tolist()
+    again = loaded.save(tmp_path / "b.json")
+    assert again.read_bytes() == path.read_bytes()
+    assert loaded.result_hash() == result.result_hash()
+    # the hash covers the reproducible core only: dropping the by-product keeps it
+    data = result.to_dict()
+    data["contributor_sums"] = None
+    assert oa.Attribution.from_dict(data).result_hash() == result.result_hash()
+
+
+def test_files_written_with_the_old_diagnostics_key_still_load(tmp_path):
+    result = permutation_shapley(OwnedGloves(), stop=stop.MaxSamples(40), seed=5, progress=False)
+    old = result.to_dict()
+    block = old.pop("contributor_sums")
+    old["diagnostics"] = {**old["diagnostics"], "by_contributor": block}
+    (tmp_path / "old.json").write_text(json.dumps(old))
+    loaded = oa.Attribution.load(tmp_path / "old.json")
+    assert "by_contributor" not in loaded.diagnostics
+    assert loaded.by_contributor().stderr.tobytes() == result.by_contributor().stderr.tobytes()
+    assert loaded.result_hash() == result.result_hash()

@@ -10,10 +10,10 @@ matplotlib.use("Agg")
 
 import numpy as np
 import pytest
-from openattrib.experiments.methods import resolve
 
 import openattrib as oa
 from openattrib.errors import ValidationError
+from openattrib.estimators import banzhaf, permutation_shapley
 from openattrib.experiments import (
     convergence,
     convergence_by_budget,
@@ -27,11 +27,8 @@ from openattrib.experiments import (
     utility_lds,
 )
 from openattrib.experiments.removal import removal_steps
-
-# Monte Carlo estimators, wherever this installation exports them
-permutation_shapley = resolve("permutation_shapley")
-banzhaf = resolve("banzhaf")
-MaxSamples = resolve("MaxSamples")
+from openattrib.influence import influence
+from openattrib.stopping import MaxSamples
 
 
 def additive_game(weights: np.ndarray) -> oa.Game:
@@ -282,7 +279,6 @@ def test_linear_datamodeling_score_of_influence_beats_random_scores():
 
     from openattrib.experiments import linear_datamodeling_score
 
-    influence = resolve("influence")
     ds = oa.datasets.load_breast_cancer().subset(np.arange(0, 569, 5))
     X = (ds.X - ds.X.mean(axis=0)) / ds.X.std(axis=0)
     train, test = oa.Dataset(X, ds.y).split(test_size=0.2, seed=0)

@@ -44,9 +44,9 @@ def data(name, n, n_valid=120, seed=0, contributors=False, string_labels=False):
 
 def pair(name, n, players="points", slow_params=None, scorer="accuracy", **params):
     train, valid = data(name, n, contributors=players == "contributors")
-    fast = ModelUtility(LogisticRegression(**params), train, valid, scorer, players=players)
+    fast = ModelUtility(LogisticRegression(**params), train, valid, scorer=scorer, players=players)
     slow_model = LogisticRegression(**(params if slow_params is None else slow_params))
-    slow = ModelUtility(slow_model, train, valid, scorer, players=players, fast=False)
+    slow = ModelUtility(slow_model, train, valid, scorer=scorer, players=players, fast=False)
     assert type(fast._fast_path).__name__ == "LogisticFastPath"
     return fast, slow
 
@@ -135,8 +135,8 @@ def test_truncated_walk_equals_full_walk():
 def test_string_labels_and_per_coalition_scorer():
     train, valid = data("iris", 36, contributors=True, string_labels=True)
     model = LogisticRegression(tol=1e-6)
-    fast = ModelUtility(model, train, valid, "f1_macro", players="contributors")
-    slow = ModelUtility(model, train, valid, "f1_macro", players="contributors", fast=False)
+    fast = ModelUtility(model, train, valid, scorer="f1_macro", players="contributors")
+    slow = ModelUtility(model, train, valid, scorer="f1_macro", players="contributors", fast=False)
     assert fast._fast_path is not None
     masks = np.random.default_rng(5).random((40, fast.n_players)) < 0.4
     np.testing.assert_allclose(fast.evaluate_batch(masks), slow.evaluate_batch(masks))
@@ -153,7 +153,7 @@ def _tight_reference(X, y, **params):
 def test_coefficients_solve_sklearn_multinomial_objective(fit_intercept):
     train, _ = data("digits", 150)
     fast = ModelUtility(
-        LogisticRegression(C=0.3, fit_intercept=fit_intercept), train, train, "accuracy"
+        LogisticRegression(C=0.3, fit_intercept=fit_intercept), train, train, scorer="accuracy"
     )
     path = fast._fast_path
     rng = np.random.default_rng(1)

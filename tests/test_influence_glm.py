@@ -277,7 +277,7 @@ def test_attribute_prediction_matches_full_result_and_caches():
     contributors = attribute_prediction(model, train, x)
     assert contributors.level == "contributors" and len(contributors) == 5
     assert len(prepared._CACHE) == 1
-    points = attribute_prediction(model, train, x, level="points")
+    points = attribute_prediction(model, train, x, players="points")
     assert len(prepared._CACHE) == 1  # the factorisation was reused
     # y=None explains the loss of the predicted class
     predicted = model.predict(x[None])[0]
@@ -307,7 +307,7 @@ def test_explain_prediction_combines_shap_and_influence():
     assert total == pytest.approx(margin)
     np.testing.assert_allclose(
         explanation.points.values,
-        attribute_prediction(model, train, x, level="points").values,
+        attribute_prediction(model, train, x, players="points").values,
     )
     html = explanation._repr_html_()
     assert "Features behind it" in html and "Contributors behind it" in html
@@ -346,7 +346,7 @@ def test_feature_count_and_label_mismatch():
     with pytest.raises(ValidationError, match="has 3 features but the model was fitted on 5"):
         influence(model, ds, narrow)
     with pytest.raises(ValidationError, match="has 3 features"):
-        attribute_prediction(model, ds, ds.X[0, :3], level="points")
+        attribute_prediction(model, ds, ds.X[0, :3], players="points")
     with pytest.raises(ValidationError, match="not one of the model's classes"):
         influence(model, ds, oa.Dataset(ds.X[:2], [0, 7]))
     with pytest.raises(ValidationError, match="method must be one of"):
@@ -362,7 +362,7 @@ def test_singular_hessian_suggests_damping():
     with pytest.raises(ValidationError, match="damping=1e-3"):
         influence(model, ds, ds.subset([0, 1]))
     with pytest.raises(ValidationError, match="damping=1e-3"):
-        attribute_prediction(model, ds, ds.X[0], level="points")
+        attribute_prediction(model, ds, ds.X[0], players="points")
     damped = influence(model, ds, ds.subset([0, 1]), damping=1e-3).to_array()
     assert np.all(np.isfinite(damped))
 

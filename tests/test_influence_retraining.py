@@ -70,7 +70,7 @@ def test_ridge_prediction_attribution_matches_refits():
     train = oa.datasets.partition(ds.subset(np.arange(300)), 30, seed=0)  # 10 rows each
     x = ds.X[350]
     model = Ridge(alpha=10.0).fit(train.X, train.y)
-    points = attribute_prediction(model, train, x, level="points")
+    points = attribute_prediction(model, train, x, players="points")
     assert points.parameters["target"] == "prediction"
     base = model.predict(x[None])[0]
     actual = []

@@ -237,7 +237,12 @@ def test_torch_bad_input_is_explained(trained):
         tracin(model, train, test, checkpoints=checkpoints, learning_rates=[1, 2], progress=False)
     with pytest.raises(ValidationError, match="lacks parameters"):
         tracin(model, train, test, checkpoints=[{"0.weight": torch.zeros(8, 4)}], progress=False)
-    with pytest.raises(BudgetError, match="projection_dim"):
+    with pytest.raises(BudgetError, match="projection_dim.*memory_budget"):
+        tracin(model, train, test, memory_budget=1000, progress=False)
+    with (
+        pytest.warns(DeprecationWarning, match="max_bytes= is deprecated.*use memory_budget="),
+        pytest.raises(BudgetError, match="memory_budget=0.0 MiB"),
+    ):
         tracin(model, train, test, max_bytes=1000, progress=False)
     with pytest.raises(ValidationError, match="either a list of models"):
         trak([model], train, test, checkpoints=checkpoints, progress=False)

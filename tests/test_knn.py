@@ -9,7 +9,7 @@ import openattrib as oa
 from openattrib.errors import BudgetError, ValidationError
 from openattrib.estimators import _knn_core
 from openattrib.estimators.exact import exact_shapley
-from openattrib.estimators.knn import KNNShapleyPerTest, knn_shapley
+from openattrib.estimators.knn import KNNShapleyPerTest, knn_shapley, knn_shapley_per_test
 from openattrib.games import Game
 
 
@@ -65,7 +65,7 @@ def test_matches_brute_force_shapley_with_ties(task, n, k):
     rng = np.random.default_rng(100 * n + k)
     X, y, Xt, yt = tied_data(rng, n, 3, task)
     train, test = oa.Dataset(X, y), oa.Dataset(Xt, yt)
-    per_test = knn_shapley(train, test, k=k, task=task, per_test=True, progress=False)
+    per_test = knn_shapley_per_test(train, test, k=k, task=task, progress=False)
     expected = np.array([brute_force(X, y, Xt[i], yt[i], k, task) for i in range(3)])
     np.testing.assert_allclose(per_test.to_array(), expected, rtol=0, atol=1e-12)
     mean = knn_shapley(train, test, k=k, task=task, progress=False)
@@ -80,7 +80,7 @@ def test_other_metrics_match_brute_force(metric, task):
     X[0] = 0.0  # a zero vector: cosine distance 1 by definition
     X[1] = 2 * X[2]  # same direction: cosine tie
     train, test = oa.Dataset(X, y), oa.Dataset(Xt, yt)
-    got = knn_shapley(train, test, k=3, metric=metric, task=task, per_test=True, progress=False)
+    got = knn_shapley_per_test(train, test, k=3, metric=metric, task=task, progress=False)
     for i in range(2):
         want = brute_force(X, y, Xt[i], yt[i], 3, task, metric)
         np.testing.assert_allclose(got.for_test(i).values, want, rtol=0, atol=1e-12)
@@ -105,7 +105,7 @@ def test_efficiency_against_sklearn_neighbours():
     )
     train, test = ds.subset(np.arange(600)), ds.subset(np.arange(600, 700))
     k = 7
-    rows = knn_shapley(train, test, k=k, per_test=True, progress=False).to_array()
+    rows = knn_shapley_per_test(train, test, k=k, progress=False).to_array()
     neighbours = NearestNeighbors(n_neighbors=k).fit(train.X).kneighbors(test.X)[1]
     utility_all = (train.y[neighbours] == test.y[:, None]).sum(axis=1) / k
     np.testing.assert_allclose(rows.sum(axis=1), utility_all, rtol=0, atol=1e-12)
@@ -117,7 +117,7 @@ def test_regression_efficiency_against_sklearn_regressor():
     ds = oa.datasets.make_regression(n_samples=400, n_features=5, seed=2)
     train, test = ds.subset(np.arange(350)), ds.subset(np.arange(350, 400))
     k = 5
-    rows = knn_shapley(train, test, k=k, per_test=True, progress=False).to_array()
+    rows = knn_shapley_per_test(train, test, k=k, progress=False).to_array()
     prediction = KNeighborsRegressor(n_neighbors=k).fit(train.X, train.y).predict(test.X)
     gain = -((prediction - test.y) ** 2) + test.y**2  # U(all) - U(empty)
     np.testing.assert_allclose(rows.sum(axis=1), gain, rtol=1e-10, atol=1e-9)
@@ -127,8 +127,8 @@ def test_k_at_least_n_is_additive():
     rng = np.random.default_rng(0)
     X, y = rng.normal(size=(30, 3)), rng.integers(0, 2, 30)
     Xt, yt = rng.normal(size=(4, 3)), rng.integers(0, 2, 4)
-    rows = knn_shapley(
-        oa.Dataset(X, y), oa.Dataset(Xt, yt), k=50, per_test=True, progress=False
+    rows = knn_shapley_per_test(
+        oa.Dataset(X, y), oa.Dataset(Xt, yt), k=50, progress=False
     ).to_array()
     np.testing.assert_allclose(rows, (y[None, :] == yt[:, None]) / 50, rtol=0, atol=1e-15)
 
@@ -167,7 +167,7 @@ def test_bit_identical_for_every_batch_size_and_n_jobs(task):
         assert np.array_equal(again, reference), batch_size
     parallel = knn_shapley(train, test, k=5, n_jobs=2, batch_size=7, progress=False).values
     assert np.array_equal(parallel, reference)
-    rows = knn_shapley(train, test, k=5, per_test=True, batch_size=16, progress=False)
+    rows = knn_shapley_per_test(train, test, k=5, batch_size=16, progress=False)
     assert np.array_equal(rows.block(10, 40), rows.to_array()[10:40])
     assert np.array_equal(rows.for_test(17).values, rows.block(0, 200)[17])
 
@@ -176,7 +176,7 @@ def test_bit_identical_for_every_batch_size_and_n_jobs(task):
 def test_per_test_object(monkeypatch):
     ds = oa.datasets.partition(oa.datasets.load_iris(), 3, seed=0)
     train, test = ds.split(test_size=0.2, seed=0)
-    per_test = knn_shapley(train, test, k=3, per_test=True, progress=False)
+    per_test = knn_shapley_per_test(train, test, k=3, progress=False)
     assert isinstance(per_test, KNNShapleyPerTest)
     assert len(per_test) == 30 and per_test.shape == (30, 120)
     mean = per_test.aggregate()
@@ -185,8 +185,8 @@ def test_per_test_object(monkeypatch):
     one = per_test.for_test(4)
     assert one.parameters["test_index"] == 4 and one.level == "points"
     assert one.names[:3] == ["0", "1", "2"]
-    with pytest.raises(BudgetError, match="block"):
-        per_test.to_array(max_bytes=1000)
+    with pytest.raises(BudgetError, match="for_test"):
+        per_test.to_array(memory_budget=1000)
     with pytest.raises(ValidationError, match="out of range"):
         per_test.for_test(30)
     with pytest.raises(ValidationError, match="out of range"):
@@ -224,8 +224,10 @@ def test_bad_k(tiny_pair, k):
 def test_bad_inputs_name_the_problem(tiny_pair):
     train, test = tiny_pair
     other = oa.Dataset(np.zeros((4, 2)), [0, 1, 0, 1])
-    with pytest.raises(ValidationError, match="test has 2 features but train has 3"):
+    with pytest.raises(ValidationError, match="valid has 2 features but train has 3"):
         knn_shapley(train, other, progress=False)
+    with pytest.raises(ValidationError, match="test has 2 features but train has 3"):
+        knn_shapley_per_test(train, other, progress=False)
     with pytest.raises(ValidationError, match="supported metrics: euclidean, cosine, manhattan"):
         knn_shapley(train, test, metric="chebyshev", progress=False)
     with pytest.raises(ValidationError, match="must be an openattrib Dataset"):
@@ -266,7 +268,64 @@ def test_string_labels_and_integral_float_labels(tiny_pair):
     reference = knn_shapley(train, test, progress=False).values
     assert np.array_equal(as_text.values, reference) and np.array_equal(as_float.values, reference)
     text_test = oa.Dataset(test.X, np.where(test.y == 1, "yes", "no"))
-    one = knn_shapley(
-        oa.Dataset(train.X, np.where(train.y == 1, "yes", "no")), text_test, per_test=True
+    one = knn_shapley_per_test(
+        oa.Dataset(train.X, np.where(train.y == 1, "yes", "no")), text_test
     ).for_test(2)
     assert one.diagnostics["test_label"] == text_test.y[2]
+
+
+# ----------------------------------------------------------------------------- vocabulary
+def test_old_spellings_warn_and_return_the_same_values(tiny_pair):
+    train, valid = tiny_pair
+    reference = knn_shapley(train, valid, k=3, progress=False)
+    with pytest.warns(DeprecationWarning, match=r"passing k, metric positionally.*k=, metric="):
+        positional = knn_shapley(train, valid, 3, "euclidean", progress=False)
+    assert positional.values.tobytes() == reference.values.tobytes()
+    with pytest.warns(DeprecationWarning, match="test= is deprecated.*use valid="):
+        renamed = knn_shapley(train, test=valid, k=3, progress=False)
+    assert renamed.values.tobytes() == reference.values.tobytes()
+    with pytest.warns(
+        DeprecationWarning, match=r"per_test=True\) is deprecated.*knn_shapley_per_test"
+    ):
+        rows = knn_shapley(train, valid, k=3, per_test=True, progress=False)
+    assert isinstance(rows, KNNShapleyPerTest)
+    assert rows.aggregate().values.tobytes() == reference.values.tobytes()
+    with pytest.warns(DeprecationWarning, match="max_bytes= is deprecated.*use memory_budget="):
+        dense = rows.to_array(max_bytes=10**6)
+    np.testing.assert_array_equal(dense.mean(axis=0), reference.values)
+
+
+def test_knn_shapley_always_returns_an_attribution_and_players_contributors_sums():
+    ds = oa.datasets.partition(oa.datasets.load_wine(), 4, seed=1)
+    train, valid = ds.split(test_size=0.25, seed=0)
+    points = knn_shapley(train, valid, k=5, progress=False)
+    grouped = knn_shapley(train, valid, k=5, players="contributors", progress=False)
+    assert isinstance(points, oa.Attribution) and grouped.level == "contributors"
+    for cid, rows in train.groups().items():  # independent: sum the point values by hand
+        assert grouped[cid] == pytest.approx(points.values[rows].sum(), abs=1e-15)
+    with pytest.raises(ValidationError, match="players must be"):
+        knn_shapley(train, valid, players="groups", progress=False)
+
+
+def test_per_test_protocol_matches_the_dense_matrix():
+    ds = oa.datasets.partition(oa.datasets.load_iris(), 3, seed=0)
+    train, test = ds.split(test_size=0.2, seed=0)
+    rows = knn_shapley_per_test(train, test, k=3, progress=False)
+    assert isinstance(rows, oa.PerTestResult)
+    dense = rows.to_array()
+    weights = np.linspace(0.0, 1.0, len(rows))
+    np.testing.assert_allclose(rows.aggregate(weights).values, weights @ dense, atol=1e-13)
+    top = rows.top(4, k=5)
+    order = np.argsort(-dense[4], kind="stable")[:5]
+    assert top["train_index"].tolist() == order.tolist()
+    assert top["value"].tolist() == dense[4, order].tolist()
+    harmful = rows.top(4, k=2, order="harmful")
+    assert harmful["value"].iloc[0] == dense[4].min()
+    grouped = rows.by_contributor(4)
+    for cid, members in train.groups().items():
+        assert grouped[cid] == pytest.approx(dense[4, members].sum(), abs=1e-15)
+    np.testing.assert_allclose(
+        rows.by_contributor().values, rows.aggregate().by_contributor().values, atol=0
+    )
+    with pytest.raises(ValidationError, match="test_weights"):
+        rows.aggregate([1.0, 2.0])

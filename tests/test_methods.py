@@ -17,16 +17,18 @@ from openattrib.recipe import compute, depends_on_time
 
 @pytest.fixture(scope="module")
 def data():
-    ds = oa.datasets.make_classification(40, 3, 2, class_sep=1.5, seed=1)
+    ds = oa.datasets.make_classification(
+        n_samples=40, n_features=3, n_informative=2, class_sep=1.5, seed=1
+    )
     ds = oa.datasets.partition(ds, 4, seed=1)
-    return ds.split(0.5, seed=0)
+    return ds.split(test_size=0.5, seed=0)
 
 
 def test_canonical_names_are_the_public_functions():
     for name, method in methods.METHODS.items():
         assert method.name == name
         assert method.kind in methods.KINDS
-        assert set(method.players) <= {"points", "contributors"}
+        assert set(method.levels) <= {"points", "contributors"}
         if name != "random":  # the baseline is not a public function
             assert method.callable is getattr(oa, name)
             assert method.callable.__name__ == name
@@ -103,7 +105,7 @@ def test_registry_round_trip_register_run_unregister(data):
             [str(i) for i in range(len(values))],
             method="constant",
             seed=seed,
-            level="points",
+            players="points",
             contributors=inputs.train.contributors,
         )
 
@@ -113,7 +115,7 @@ def test_registry_round_trip_register_run_unregister(data):
         "baseline",
         {"scale": 2.0},
         run,
-        players=("points",),
+        levels=("points",),
     )
     methods.register(method, aliases={"const": {"scale": 3.0}})
     try:
@@ -142,7 +144,7 @@ def test_a_registered_method_is_visible_to_the_cli_recipes_and_experiments(data,
             [str(i) for i in range(n)],
             method="ramp",
             seed=seed,
-            level="points",
+            players="points",
             contributors=inputs.train.contributors,
         )
 
@@ -153,7 +155,7 @@ def test_a_registered_method_is_visible_to_the_cli_recipes_and_experiments(data,
             "baseline",
             {"step": 1.0},
             run,
-            players=("points",),
+            levels=("points",),
         )
     )
     try:

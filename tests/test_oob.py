@@ -220,10 +220,10 @@ def test_bad_input():
     ds = oa.datasets.load_iris()
     with pytest.raises(ValidationError, match="n_estimators must be"):
         data_oob(ds, n_estimators=0, progress=False)
-    with pytest.raises(ValidationError, match="max_samples"):
-        data_oob(ds, max_samples=1.5, progress=False)
-    with pytest.raises(ValidationError, match="max_samples"):
-        data_oob(ds, max_samples=1000, progress=False)
+    with pytest.raises(ValidationError, match="bag_fraction"):
+        data_oob(ds, bag_fraction=1.5, progress=False)
+    with pytest.raises(ValidationError, match="bag_fraction"):
+        data_oob(ds, bag_fraction=1000, progress=False)
     with pytest.raises(ValidationError, match="players must be"):
         data_oob(ds, players="groups", progress=False)
     with pytest.raises(ValidationError, match="no contributors"):
@@ -244,3 +244,21 @@ def test_bad_input():
         data_oob(ds, seed=-1, progress=False)
     with pytest.raises(ValidationError, match="n_jobs"):
         data_oob(ds, n_jobs=0, progress=False)
+
+
+def test_old_spellings_warn_and_give_the_same_result():
+    ds = oa.datasets.load_iris()
+    new = data_oob(ds, n_estimators=6, bag_fraction=0.5, seed=4, progress=False)
+    with pytest.warns(DeprecationWarning, match="max_samples= is deprecated.*use bag_fraction="):
+        old = data_oob(ds, n_estimators=6, max_samples=0.5, seed=4, progress=False)
+    assert old.values.tobytes() == new.values.tobytes()
+    assert old.result_hash() == new.result_hash()
+    with pytest.warns(
+        DeprecationWarning, match="positionally.*n_estimators=, bag_fraction=, seed="
+    ):
+        positional = data_oob(ds, None, 6, 0.5, 4, progress=False)
+    assert positional.values.tobytes() == new.values.tobytes()
+    with pytest.raises(ValidationError, match="both max_samples= .*and bag_fraction="):
+        data_oob(ds, max_samples=0.5, bag_fraction=0.5, progress=False)
+    with pytest.raises(TypeError, match="positional"):
+        data_oob(ds, None, 6, 0.5, 4, 1, "extra")

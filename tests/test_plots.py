@@ -26,7 +26,7 @@ def test_attribution_plot_draws_the_frame_values_in_order():
 
 
 def test_result_and_allocation_plot_through_their_frames():
-    att = oa.Attribution(np.array([3.0, 1.0]), ["x", "y"], method="m", level="contributors")
+    att = oa.Attribution(np.array([3.0, 1.0]), ["x", "y"], method="m", players="contributors")
     ax = att.plot()
     assert [bar.get_width() for bar in ax.patches] == [3.0, 1.0]
     assert ax.get_title() == "m - contributors"

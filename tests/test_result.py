@@ -27,7 +27,7 @@ def _example(with_stderr: bool = True) -> oa.Attribution:
         parameters={"truncation": 0.01},
         seed=4,
         provenance={"dataset_hash": "ab" * 32, "created": "2026-01-01T00:00:00+00:00"},
-        level="points",
+        players="points",
         contributors=["a", "b", "a", "c", "b", "a", "c"],
         diagnostics={"stopped_by": "MaxSamples(10)"},
     )
@@ -76,7 +76,7 @@ def test_by_contributor_sums_points_and_says_so():
 
 
 def test_by_contributor_needs_contributors():
-    plain = oa.Attribution([1.0, 2.0], ["x", "y"], level="points")
+    plain = oa.Attribution([1.0, 2.0], ["x", "y"], players="points")
     with pytest.raises(oa.ValidationError, match="no contributor per point"):
         plain.by_contributor()
     assert plain.by_contributor(["k", "k"]).values.tolist() == [3.0]
@@ -129,3 +129,54 @@ def test_plot_and_html():
     assert "permutation_shapley" in html and "<table" in html
     no_err = _example(with_stderr=False).plot()
     assert no_err.get_xlabel() == "value"
+
+
+# ------------------------------------------------------------------------------- reindex
+def test_reindex_moves_every_per_player_array_together():
+    original = _example()
+    names = ["3", "0", "6", "1", "5", "2", "4"]
+    moved = original.reindex(names)
+    assert moved.names == names
+    for j, name in enumerate(names):
+        i = original.names.index(name)  # independent lookup, one player at a time
+        assert moved.values[j] == original.values[i]
+        assert moved.stderr[j] == original.stderr[i]
+        assert moved.counts[j] == original.counts[i]
+        assert moved.contributors[j] == original.contributors[i]
+        assert moved[name] == original[name]
+    assert moved.seed == original.seed and moved.parameters == original.parameters
+    back = moved.reindex(original.names)
+    assert back.to_dict() == original.to_dict()
+    assert back.result_hash() == original.result_hash()
+    # the sum per contributor does not depend on the order of the points
+    np.testing.assert_allclose(
+        moved.by_contributor().reindex(["a", "b", "c"]).values,
+        original.by_contributor().reindex(["a", "b", "c"]).values,
+        rtol=1e-15,
+    )
+
+
+@pytest.mark.parametrize(
+    "names,message",
+    [
+        (["0", "1", "2", "3", "4", "5", "x"], "'x' is not a player"),
+        (["0", "1", "2"], "every player exactly once; 3 names given for 7 players"),
+        (["0", "0", "1", "2", "3", "4", "5"], "missing '6'"),
+    ],
+)
+def test_reindex_refuses_anything_but_a_permutation(names, message):
+    with pytest.raises(oa.ValidationError, match=message):
+        _example().reindex(names)
+
+
+# ------------------------------------------------------------------------------- vocabulary
+def test_players_is_the_canonical_keyword_and_level_still_works_with_a_warning():
+    new = oa.Attribution([1.0], ["a"], players="contributors")
+    assert new.level == "contributors" and new.players == "contributors"
+    with pytest.warns(DeprecationWarning, match="level= is deprecated.*use players="):
+        old = oa.Attribution([1.0], ["a"], level="contributors")
+    assert old.to_dict() == new.to_dict()
+    with pytest.raises(oa.ValidationError, match="players must be one of"):
+        oa.Attribution([1.0], ["a"], players="groups")
+    with pytest.raises(oa.ValidationError, match="contributor_sums must be a ContributorSums"):
+        oa.Attribution([1.0], ["a"], contributor_sums={"names": ["a"]})

@@ -208,7 +208,7 @@ def test_efficient_shifts_by_the_most_harmful_value():
 
 def test_uncertainty_aware_pays_the_lower_bound():
     attribution = Attribution(
-        [0.5, 0.5, 0.1], ["lucky", "sure", "small"], stderr=[0.2, 0.0, 0.0], level="contributors"
+        [0.5, 0.5, 0.1], ["lucky", "sure", "small"], stderr=[0.2, 0.0, 0.0], players="contributors"
     )
     allocation = allocate(attribution, 1000, policy="uncertainty_aware", z=2.0)
     # bounds: 0.5 - 0.4 = 0.1, 0.5, 0.1 -> 1:5:1
@@ -341,7 +341,7 @@ def test_invalid_inputs_raise_clear_errors(kwargs, message):
 def test_duplicate_series_index_and_point_level_attribution_are_refused():
     with pytest.raises(ValidationError, match="appears more than once"):
         allocate(pd.Series([1.0, 2.0], index=["a", "a"]), 10)
-    points = Attribution([1.0, 2.0], ["0", "1"], level="points", contributors=["a", "b"])
+    points = Attribution([1.0, 2.0], ["0", "1"], players="points", contributors=["a", "b"])
     with pytest.raises(ValidationError, match="by_contributor"):
         allocate(points, 10)
     assert allocate(points.by_contributor(), 3).amounts == {"a": 1, "b": 2}
@@ -354,7 +354,7 @@ def make_allocation():
         ["alice", "bob", "carol", "dave"],
         stderr=[0.01, 0.05, 0.02, 0.01],
         method="permutation_shapley",
-        level="contributors",
+        players="contributors",
         seed=3,
     )
     return attribution, allocate(attribution, 10**21, policy="uncertainty_aware", cap="0.5")

@@ -28,7 +28,7 @@ def test_split_fee_example_by_hand():
 
 
 def test_only_positive_attributions_share_the_contributors_part():
-    attribution = Attribution([0.5, -0.2, 0.0, 0.25], ["a", "b", "c", "d"], level="contributors")
+    attribution = Attribution([0.5, -0.2, 0.0, 0.25], ["a", "b", "c", "d"], players="contributors")
     split = split_fee(999, attribution, SHARES)
     assert split.contributors["b"] == 0 and split.contributors["c"] == 0
     assert split.contributors["a"] > split.contributors["d"] > 0

@@ -297,3 +297,36 @@ def test_a_game_returning_nan_is_reported():
     game = oa.Game.from_function(lambda m: float("nan") if m.sum() == 2 else 1.0, 3)
     with pytest.raises(oa.ValidationError, match="NaN"):
         permutation_shapley(game, stop=stop.MaxSamples(5), seed=0, progress=False)
+
+
+# ---------------------------------------------------------------- seeds (the vocabulary)
+@pytest.mark.parametrize("estimator", [permutation_shapley, banzhaf, beta_shapley])
+def test_the_default_seed_is_zero_so_repeated_calls_agree(estimator):
+    first = estimator(GLOVE, stop=stop.MaxSamples(30), progress=False)
+    second = estimator(GLOVE, stop=stop.MaxSamples(30), progress=False)
+    explicit = estimator(GLOVE, stop=stop.MaxSamples(30), seed=0, progress=False)
+    assert first.seed == 0
+    assert first.values.tobytes() == second.values.tobytes() == explicit.values.tobytes()
+    assert first.result_hash() == explicit.result_hash()
+
+
+def test_seed_none_draws_fresh_entropy_and_records_it():
+    fresh = [semivalue(VOTING, stop=stop.MaxSamples(12), seed=None, progress=False) for _ in "ab"]
+    seeds = [r.seed for r in fresh]
+    assert all(isinstance(s, int) and s >= 0 for s in seeds)
+    assert seeds[0] != seeds[1]  # 63 random bits each: equal with probability 2**-63
+    for result in fresh:  # the recorded seed repeats the run bit for bit
+        again = semivalue(VOTING, stop=stop.MaxSamples(12), seed=result.seed, progress=False)
+        assert again.values.tobytes() == result.values.tobytes()
+
+
+def test_continuing_uses_the_saved_seed_and_refuses_another_one():
+    part = banzhaf(GLOVE, stop=stop.MaxSamples(20), seed=7, progress=False)
+    whole = banzhaf(GLOVE, stop=stop.MaxSamples(60), seed=7, progress=False)
+    for seed in (0, 7, None):  # the default, the same one, or "whatever it was"
+        resumed = banzhaf(
+            GLOVE, stop=stop.MaxSamples(60), seed=seed, continue_from=part, progress=False
+        )
+        assert resumed.seed == 7 and resumed.values.tobytes() == whole.values.tobytes()
+    with pytest.raises(oa.ValidationError, match="seed=7, not 3"):
+        banzhaf(GLOVE, stop=stop.MaxSamples(60), seed=3, continue_from=part, progress=False)

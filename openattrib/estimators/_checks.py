@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import numpy as np
@@ -10,11 +9,9 @@ import numpy as np
 from ..data import Dataset
 from ..errors import ValidationError
 
-__all__ = ["check_int", "check_n_jobs", "check_labels", "parse_bytes", "TASKS"]
+__all__ = ["check_int", "check_n_jobs", "check_labels", "TASKS"]
 
 TASKS = ("auto", "classification", "regression")
-_UNITS = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9}
-_UNITS.update({"KIB": 2**10, "MIB": 2**20, "GIB": 2**30})
 
 
 def check_int(name: str, value: Any, minimum: int) -> int:
@@ -38,24 +35,6 @@ def check_n_jobs(n_jobs: Any) -> int:
             f"n_jobs must be a positive integer or -1 (all cores), got {n_jobs!r}"
         )
     return int(n_jobs)
-
-
-def parse_bytes(value: int | str, name: str = "memory_budget") -> int:
-    """``1_000_000``, ``"512MB"``, ``"2GiB"`` -> number of bytes."""
-    if isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_)):
-        number = int(value)
-    else:
-        match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([A-Za-z]*)\s*", str(value))
-        unit = match.group(2).upper() if match else ""
-        if not match or unit not in _UNITS:
-            raise ValidationError(
-                f"{name}={value!r} is not a size; give bytes as an int or a string such as "
-                "'512MB' or '2GiB'"
-            )
-        number = int(float(match.group(1)) * _UNITS[unit])
-    if number <= 0:
-        raise ValidationError(f"{name} must be positive, got {value!r}")
-    return number
 
 
 def _family(y: np.ndarray) -> str:

@@ -102,7 +102,7 @@ def exact_semivalue(
         method=method,
         parameters=dict(parameters or {}),
         provenance=make_provenance(**game.describe()),
-        level=game.level,
+        players=game.level,
         contributors=game.point_contributors,
         diagnostics=_game_diagnostics(game, evaluations=1 << n),
     )
@@ -191,7 +191,7 @@ def loo(game: Game, *, progress: bool = True) -> Attribution:
         game.player_names,
         method="loo",
         provenance=make_provenance(**game.describe()),
-        level=game.level,
+        players=game.level,
         contributors=game.point_contributors,
         diagnostics=_game_diagnostics(game, evaluations=n + 1),
     )

@@ -15,20 +15,23 @@ from __future__ import annotations
 
 import logging
 import math
+import warnings
 from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 from tqdm.auto import tqdm
 
+from .._vocab import check_players, deprecated_keywords, parse_memory_budget
 from ..data import Dataset
-from ..errors import BudgetError, ValidationError
+from ..errors import ValidationError
 from ..parallel import Executor
+from ..per_test import PerTestResult
 from ..result import Attribution, make_provenance
-from ._checks import TASKS, check_int, check_labels, check_n_jobs, parse_bytes
+from ._checks import TASKS, check_int, check_labels, check_n_jobs
 from ._knn_core import METRICS, NeighbourOrder, classification_values, regression_values
 
-__all__ = ["knn_shapley", "KNNShapleyPerTest", "KNN_METRICS"]
+__all__ = ["knn_shapley", "knn_shapley_per_test", "KNNShapleyPerTest", "KNN_METRICS"]
 
 log = logging.getLogger("openattrib")
 
@@ -38,13 +41,14 @@ KNN_METRICS = METRICS
 REDUCTION_CHUNK = 64
 _BYTES_PER_CELL = 64  # working memory per (test point, training point) pair in a block
 _TARGET_CELLS = 1 << 17
+_DEFAULT_BUDGET = "512MB"
 
 
-def _check_task(task: str, train: Dataset, test: Dataset) -> str:
+def _check_task(task: str, train: Dataset, test: Dataset, role: str) -> str:
     if task not in TASKS:
         raise ValidationError(f"task must be one of {TASKS}, got {task!r}")
     task = train.task if task == "auto" else task
-    check_labels(task, {"train": train, "test": test})
+    check_labels(task, {"train": train, role: test})
     return task
 
 
@@ -85,28 +89,39 @@ class _Kernel:
         for lo in range(start, stop, self.batch_size):
             yield self.block_values(lo, min(lo + self.batch_size, stop))
 
-    def chunk_sum(self, chunk: tuple[int, int]) -> np.ndarray:
-        """Sum of the rows of test points chunk[0]..chunk[1]-1, added in test order."""
+    def chunk_sum(self, chunk: tuple[int, int, np.ndarray | None]) -> np.ndarray:
+        """Sum of the rows of test points chunk[0]..chunk[1]-1, added in test order.
+
+        ``chunk[2]``: weights of those rows (None: plain sum).
+        """
+        start, stop, weights = chunk
         total = np.zeros(self.n_train)
-        for values in self.blocks(*chunk):
+        t = 0
+        for values in self.blocks(start, stop):
             for row in values:
-                total += row
+                if weights is None:
+                    total += row
+                else:
+                    total += weights[t] * row
+                t += 1
         return total
 
 
-class KNNShapleyPerTest:
+class KNNShapleyPerTest(PerTestResult):
     """Per-test-point KNN-Shapley values, computed lazily block by block.
 
     Row ``t`` is the exact Shapley value of every training point in the KNN game of test
     point ``t`` alone; the mean of the rows is :func:`knn_shapley`. Nothing is computed
     until asked, and :meth:`for_test` computes a single row (one distance pass and one
-    sort over the training set), so attributing one inference is cheap.
+    sort over the training set), so attributing one inference is cheap. Shares the
+    per-test protocol of :class:`openattrib.per_test.PerTestResult` (``for_test``,
+    ``aggregate``, ``top``, ``to_array``, ``by_contributor``) with influence results.
 
     Examples
     --------
     >>> import openattrib as oa
     >>> train, test = oa.datasets.load_iris().split(test_size=0.2, seed=0)
-    >>> per_test = oa.knn_shapley(train, test, k=3, per_test=True, progress=False)
+    >>> per_test = oa.knn_shapley_per_test(train, test, k=3, progress=False)
     >>> len(per_test), per_test.shape
     (30, (30, 120))
     >>> row = per_test.for_test(0)  # Attribution over the 120 training points
@@ -116,19 +131,23 @@ class KNNShapleyPerTest:
         self,
         train: Dataset,
         test: Dataset,
+        *,
         k: int,
         metric: str,
         task: str,
         batch_size: int | str,
-        memory_budget: int | str,
-        n_jobs: int,
-        progress: bool,
+        memory_budget: int | str | None = None,
+        n_jobs: int = 1,
+        progress: bool = True,
     ) -> None:
         self.train, self.test = train, test
+        self.contributors = train.contributors
         self.k, self.metric, self.task = k, metric, task
         self.n_jobs = n_jobs
         self.progress = progress
-        self.memory_budget = parse_bytes(memory_budget)
+        self.memory_budget = parse_memory_budget(
+            _DEFAULT_BUDGET if memory_budget is None else memory_budget
+        )
         n = train.n_samples
         if batch_size == "auto":
             # a few hundred thousand cells per block keeps the passes cache-friendly while
@@ -139,14 +158,18 @@ class KNNShapleyPerTest:
         self._kernel = _Kernel(train, test, k, metric, task, self.batch_size)
 
     @property
-    def names(self) -> list[str]:
+    def train_names(self) -> list[str]:  # type: ignore[override]
         """Training point names: their row indices as strings."""
         return [str(i) for i in range(self.train.n_samples)]
 
-    # ------------------------------------------------------------------ shape
-    def __len__(self) -> int:
-        return self.test.n_samples
+    names = train_names
 
+    @property
+    def test_names(self) -> list[str]:
+        """Test point names: their row indices as strings."""
+        return [str(i) for i in range(self.test.n_samples)]
+
+    # ------------------------------------------------------------------ shape
     @property
     def shape(self) -> tuple[int, int]:
         """``(n_test, n_train)``."""
@@ -158,20 +181,20 @@ class KNNShapleyPerTest:
             f"metric={self.metric!r}, task={self.task!r})"
         )
 
-    def _check_range(self, start: int, stop: int) -> tuple[int, int]:
+    def _check_range(self, start: int, end: int) -> tuple[int, int]:
         n_test = len(self)
         start = check_int("start", start, 0)
-        stop = check_int("stop", stop, 0)
+        stop = check_int("end", end, 0)
         if not start <= stop <= n_test:
             raise ValidationError(
-                f"block({start}, {stop}) is out of range: need 0 <= start <= stop <= {n_test}"
+                f"block({start}, {stop}) is out of range: need 0 <= start <= end <= {n_test}"
             )
         return start, stop
 
     # ------------------------------------------------------------------ public
-    def block(self, start: int, stop: int) -> np.ndarray:
-        """Values of test points ``start..stop-1``: array (stop - start, n_train)."""
-        start, stop = self._check_range(start, stop)
+    def block(self, start: int, end: int) -> np.ndarray:
+        """Values of test points ``start..end-1``: array (end - start, n_train)."""
+        start, stop = self._check_range(start, end)
         if stop - start <= self.batch_size:
             return self._kernel.block_values(start, stop)
         return np.concatenate(list(self._kernel.blocks(start, stop)), axis=0)
@@ -183,34 +206,33 @@ class KNNShapleyPerTest:
             raise ValidationError(f"test index {i} is out of range for {len(self)} test points")
         return self._attribution(self.block(i, i + 1)[0], test_index=i)
 
-    def to_array(self, max_bytes: int | str | None = None) -> np.ndarray:
-        """Materialise the full (n_test, n_train) matrix after checking its size.
-
-        Refuses (:class:`~openattrib.errors.BudgetError`) when the matrix is larger than
-        ``max_bytes`` (default: the object's ``memory_budget``).
-        """
-        limit = self.memory_budget if max_bytes is None else parse_bytes(max_bytes, "max_bytes")
-        need = 8 * self.shape[0] * self.shape[1]
-        if need > limit:
-            raise BudgetError(
-                f"the per-test matrix {self.shape} needs {need / 1e6:,.1f} MB, above the limit "
-                f"of {limit / 1e6:,.1f} MB; use block(start, stop) / for_test(i), or pass a "
-                "larger max_bytes"
-            )
+    def _dense(self) -> np.ndarray:
         return self.block(0, len(self))
 
-    def aggregate(self) -> Attribution:
-        """Mean over test points: the KNN-Shapley value of the whole test set."""
+    def aggregate(self, test_weights: Any = None) -> Attribution:
+        """Weighted sum over test points; by default the mean, the value of the test set."""
+        weights = self._test_weights(test_weights)
         n_test = len(self)
-        chunks = [(s, min(s + REDUCTION_CHUNK, n_test)) for s in range(0, n_test, REDUCTION_CHUNK)]
+        chunks = [
+            (
+                s,
+                min(s + REDUCTION_CHUNK, n_test),
+                None if weights is None else weights[s : s + REDUCTION_CHUNK],
+            )
+            for s in range(0, n_test, REDUCTION_CHUNK)
+        ]
         total = np.zeros(self.train.n_samples)
         bar = tqdm(total=n_test, desc="knn_shapley", unit="test", disable=not self.progress)
         with bar, Executor(n_jobs=self.n_jobs) as executor:
             partials = executor.imap(_Kernel.chunk_sum, chunks, shared=self._kernel)
-            for (start, stop), partial in zip(chunks, partials, strict=True):
+            for (start, stop, _), partial in zip(chunks, partials, strict=True):
                 total += partial  # partial sums added in chunk order: n_jobs-independent
                 bar.update(stop - start)
-        return self._attribution(total / n_test, test_index=None)
+        if weights is None:
+            return self._attribution(total / n_test, test_index=None)
+        attribution = self._attribution(total, test_index=None)
+        attribution.parameters["test_weights"] = "custom"
+        return attribution
 
     def _attribution(self, values: np.ndarray, test_index: int | None) -> Attribution:
         train, test = self.train, self.test
@@ -240,25 +262,81 @@ class KNNShapleyPerTest:
                 valid_hash=test.content_hash(),
                 model=f"KNN {self.task} (k={self.k}, metric={self.metric})",
             ),
-            level="points",
+            players="points",
             contributors=train.contributors,
             diagnostics=diagnostics,
         )
 
 
-def knn_shapley(
+_KEYWORDS = ("k", "metric", "task", "batch_size", "n_jobs")
+
+
+def _per_test(
     train: Dataset,
     test: Dataset,
+    role: str,
+    k: Any,
+    metric: Any,
+    task: Any,
+    batch_size: Any,
+    n_jobs: Any,
+    memory_budget: Any,
+    progress: Any,
+) -> KNNShapleyPerTest:
+    """Check the arguments and build the lazy per-test result (``role``: "valid" or "test")."""
+    for label, ds in (("train", train), (role, test)):
+        if not isinstance(ds, Dataset):
+            raise ValidationError(
+                f"{label} must be an openattrib Dataset, got {type(ds).__name__}; build one "
+                "with oa.Dataset(X, y)"
+            )
+    if test.n_features != train.n_features:
+        raise ValidationError(
+            f"{role} has {test.n_features} features but train has {train.n_features}; both must "
+            "have the same feature columns in the same order"
+        )
+    k = check_int("k", k, 1)
+    if not isinstance(metric, str) or metric.lower() not in METRICS:
+        raise ValidationError(f"unknown metric {metric!r}; supported metrics: {', '.join(METRICS)}")
+    metric = metric.lower()
+    task = _check_task(task, train, test, role)
+    n_jobs = check_n_jobs(n_jobs)
+    if batch_size != "auto":
+        check_int("batch_size", batch_size, 1)
+    if k >= train.n_samples:
+        log.info(
+            "knn_shapley: k=%d >= %d training points, so every point is a neighbour",
+            k,
+            train.n_samples,
+        )
+    return KNNShapleyPerTest(
+        train,
+        test,
+        k=k,
+        metric=metric,
+        task=task,
+        batch_size=batch_size,
+        memory_budget=memory_budget,
+        n_jobs=int(n_jobs),
+        progress=bool(progress),
+    )
+
+
+@deprecated_keywords(positional=_KEYWORDS, test="valid")
+def knn_shapley(
+    train: Dataset,
+    valid: Dataset,
+    *,
     k: int = 5,
     metric: str = "euclidean",
     task: str = "auto",
     batch_size: int | str = "auto",
     n_jobs: int = 1,
-    *,
+    players: str = "points",
     per_test: bool = False,
-    memory_budget: int | str = "512MB",
+    memory_budget: int | str | None = None,
     progress: bool = True,
-) -> Attribution | KNNShapleyPerTest:
+) -> Attribution:
     """Exact KNN-Shapley values of the training points (Jia et al., 2019).
 
     For each test point the Shapley value of every training point in the KNN game is
@@ -276,8 +354,8 @@ def knn_shapley(
 
     Parameters
     ----------
-    train, test : Dataset
-        Points to value, and the points whose KNN predictions are scored.
+    train, valid : Dataset
+        Points to value, and the points the KNN utility scores on (formerly ``test``).
     k : int, default 5
         Number of neighbours, >= 1. ``k >= len(train)`` is allowed: every point is then a
         neighbour, the classification utility is additive and each point gets
@@ -295,17 +373,21 @@ def knn_shapley(
     n_jobs : int
         Local worker processes (``openattrib.parallel``; -1 = all cores). Results are
         bit-identical for every value.
+    players : {"points", "contributors"}
+        ``"contributors"``: the point values summed per contributor
+        (``result.by_contributor()``), the sum of point values, not a contributor-level game.
     per_test : bool
-        Return a lazy :class:`KNNShapleyPerTest` (rows = test points) instead of the mean.
-    memory_budget : int or str
-        Working memory for one block, e.g. ``"512MB"``.
+        Deprecated: use :func:`knn_shapley_per_test`, which returns the lazy per-test
+        result; ``knn_shapley`` always returns an :class:`~openattrib.Attribution`.
+    memory_budget : int or str, optional
+        Working memory for one block, e.g. ``"512MB"`` (the default).
     progress : bool
         Show a progress bar.
 
     Returns
     -------
-    Attribution or KNNShapleyPerTest
-        Exact values (no stderr), ``level="points"``, names ``"0", "1", ...`` (training
+    Attribution
+        Exact values (no stderr), ``players="points"``, names ``"0", "1", ...`` (training
         row indices), carrying ``train.contributors`` so ``.by_contributor()`` sums them.
 
     Notes
@@ -317,41 +399,62 @@ def knn_shapley(
     Examples
     --------
     >>> import openattrib as oa
-    >>> train, test = oa.datasets.load_iris().split(test_size=0.2, seed=0)
-    >>> values = oa.knn_shapley(train, test, k=5, progress=False)
+    >>> train, valid = oa.datasets.load_iris().split(test_size=0.2, seed=0)
+    >>> values = oa.knn_shapley(train, valid, k=5, progress=False)
     >>> values.level, len(values)
     ('points', 120)
     """
-    for label, ds in (("train", train), ("test", test)):
-        if not isinstance(ds, Dataset):
-            raise ValidationError(
-                f"{label} must be an openattrib Dataset, got {type(ds).__name__}; build one "
-                "with oa.Dataset(X, y)"
-            )
-    if test.n_features != train.n_features:
-        raise ValidationError(
-            f"test has {test.n_features} features but train has {train.n_features}; both must "
-            "have the same feature columns in the same order"
-        )
-    k = check_int("k", k, 1)
-    if not isinstance(metric, str) or metric.lower() not in METRICS:
-        raise ValidationError(f"unknown metric {metric!r}; supported metrics: {', '.join(METRICS)}")
-    metric = metric.lower()
-    task = _check_task(task, train, test)
-    n_jobs = check_n_jobs(n_jobs)
-    if batch_size != "auto":
-        check_int("batch_size", batch_size, 1)
-    if k >= train.n_samples:
-        log.info(
-            "knn_shapley: k=%d >= %d training points, so every point is a neighbour",
-            k,
-            train.n_samples,
-        )
-    values = KNNShapleyPerTest(
-        train, test, k, metric, task, batch_size, memory_budget, int(n_jobs), bool(progress)
+    players = check_players(players)
+    values = _per_test(
+        train, valid, "valid", k, metric, task, batch_size, n_jobs, memory_budget, progress
     )
     if per_test:
-        return values
+        warnings.warn(
+            "knn_shapley(per_test=True) is deprecated and will be removed in the next release; "
+            "use knn_shapley_per_test(train, test, ...) instead",
+            DeprecationWarning,
+            stacklevel=3,
+        )
+        return values  # type: ignore[return-value]
     if math.prod(values.shape) == 0:  # pragma: no cover - Dataset refuses empty data
-        raise ValidationError("train and test must both have rows")
-    return values.aggregate()
+        raise ValidationError("train and valid must both have rows")
+    result = values.aggregate()
+    return result.by_contributor() if players == "contributors" else result
+
+
+@deprecated_keywords(positional=_KEYWORDS)
+def knn_shapley_per_test(
+    train: Dataset,
+    test: Dataset,
+    *,
+    k: int = 5,
+    metric: str = "euclidean",
+    task: str = "auto",
+    batch_size: int | str = "auto",
+    n_jobs: int = 1,
+    memory_budget: int | str | None = None,
+    progress: bool = True,
+) -> KNNShapleyPerTest:
+    """KNN-Shapley values of the training points for each test point, computed lazily.
+
+    Row ``t`` of the result is the exact KNN-Shapley value (Jia et al., 2019) of every
+    training point in the KNN game of test point ``t`` alone; the mean of the rows is
+    :func:`knn_shapley` with ``valid=test``. The arguments mean what they mean for
+    :func:`knn_shapley`; here ``test`` holds the points being explained.
+
+    Returns
+    -------
+    KNNShapleyPerTest
+        ``for_test(i)``, ``aggregate()``, ``top(i)``, ``to_array()``, ``by_contributor(i)``.
+
+    Examples
+    --------
+    >>> import openattrib as oa
+    >>> train, test = oa.datasets.load_iris().split(test_size=0.2, seed=0)
+    >>> rows = oa.knn_shapley_per_test(train, test, k=3, progress=False)
+    >>> rows.shape
+    (30, 120)
+    """
+    return _per_test(
+        train, test, "test", k, metric, task, batch_size, n_jobs, memory_budget, progress
+    )

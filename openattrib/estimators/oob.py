@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
+from .._vocab import check_players, deprecated_keywords
 from ..data import Dataset
 from ..errors import UnsupportedError, ValidationError
 from ..parallel import Executor
@@ -131,14 +132,18 @@ def _run_bags(bagger: _Bagger, bags: range) -> list[tuple[np.ndarray, np.ndarray
     return [bagger.run(b) for b in bags]
 
 
+@deprecated_keywords(
+    positional=("estimator", "n_estimators", "bag_fraction", "seed", "n_jobs"),
+    max_samples="bag_fraction",
+)
 def data_oob(
     train: Dataset,
+    *,
     estimator: Any = None,
     n_estimators: int = 1000,
-    max_samples: float | int = 1.0,
+    bag_fraction: float | int = 1.0,
     seed: int = 0,
     n_jobs: int = 1,
-    *,
     players: str = "points",
     task: str = "auto",
     progress: bool = True,
@@ -166,10 +171,12 @@ def data_oob(
         as in the paper's experiments.
     n_estimators : int, default 1000
         Number of bags (the paper uses 1000).
-    max_samples : float or int, default 1.0
-        Bootstrap size: a fraction of the players (rounded, at least 1) or a count.
-    seed : int
-        Seed of all randomness.
+    bag_fraction : float or int, default 1.0
+        Bootstrap size of each bag: a fraction of the players (rounded, at least 1) or, as
+        an int, a count. Formerly ``max_samples`` (deprecated: it collided with
+        ``oa.stop.MaxSamples``, a sampling budget).
+    seed : int, default 0
+        Seed of all randomness, recorded in ``result.seed``.
     n_jobs : int
         Local worker processes (``openattrib.parallel``; -1 = all cores).
     players : {"points", "contributors"}
@@ -205,8 +212,7 @@ def data_oob(
     n_estimators = check_int("n_estimators", n_estimators, 1)
     seed = check_int("seed", seed, 0)
     n_jobs = check_n_jobs(n_jobs)
-    if players not in ("points", "contributors"):
-        raise ValidationError(f"players must be 'points' or 'contributors', got {players!r}")
+    players = check_players(players)
     task = _resolve_task(task, estimator, train)
     if estimator is None:
         estimator = (
@@ -218,7 +224,7 @@ def data_oob(
         grouped = train.groups()  # raises a clear error without contributors
         groups, names = list(grouped.values()), list(grouped)
     n_players = len(names)
-    size = _bootstrap_size(max_samples, n_players)
+    size = _bootstrap_size(bag_fraction, n_players)
     bagger = _Bagger(train, estimator, task, size, seed, groups)
 
     total = np.zeros(n_players)
@@ -257,7 +263,7 @@ def data_oob(
     if not scored.any():
         raise ValidationError(
             f"no player was ever out of bag in {n_estimators} bags ({status}); raise "
-            "n_estimators or lower max_samples"
+            "n_estimators or lower bag_fraction"
         )
     values = np.zeros(n_players)
     values[scored] = total[scored] / counts[scored]
@@ -278,7 +284,9 @@ def data_oob(
         method="data_oob",
         parameters={
             "n_estimators": n_estimators,
-            "max_samples": max_samples,
+            # recorded under its original key: renaming it would change the result hash
+            # of every Data-OOB run already in a ledger (see Attribution.result_hash)
+            "max_samples": bag_fraction,
             "bootstrap_size": size,
             "players": players,
             "task": task,
@@ -292,7 +300,7 @@ def data_oob(
             model=repr(estimator),
             model_class=f"{type(estimator).__module__}.{type(estimator).__qualname__}",
         ),
-        level=players,
+        players=players,
         contributors=train.contributors if players == "points" else None,
         diagnostics={
             "never_out_of_bag": never,
@@ -304,19 +312,19 @@ def data_oob(
     )
 
 
-def _bootstrap_size(max_samples: Any, n_players: int) -> int:
-    if isinstance(max_samples, (bool, np.bool_)):
+def _bootstrap_size(bag_fraction: Any, n_players: int) -> int:
+    if isinstance(bag_fraction, (bool, np.bool_)):
         raise ValidationError(
-            f"max_samples must be a fraction in (0, 1] or a count, got {max_samples!r}"
+            f"bag_fraction must be a fraction in (0, 1] or a count, got {bag_fraction!r}"
         )
-    if isinstance(max_samples, (int, np.integer)):
-        if not 1 <= int(max_samples) <= n_players:
+    if isinstance(bag_fraction, (int, np.integer)):
+        if not 1 <= int(bag_fraction) <= n_players:
             raise ValidationError(
-                f"max_samples={max_samples} must be between 1 and the {n_players} players"
+                f"bag_fraction={bag_fraction} must be between 1 and the {n_players} players"
             )
-        return int(max_samples)
-    if isinstance(max_samples, (float, np.floating)) and 0.0 < float(max_samples) <= 1.0:
-        return max(1, round(float(max_samples) * n_players))
+        return int(bag_fraction)
+    if isinstance(bag_fraction, (float, np.floating)) and 0.0 < float(bag_fraction) <= 1.0:
+        return max(1, round(float(bag_fraction) * n_players))
     raise ValidationError(
-        f"max_samples must be a fraction in (0, 1] or an int count, got {max_samples!r}"
+        f"bag_fraction must be a fraction in (0, 1] or an int count, got {bag_fraction!r}"
     )

@@ -38,7 +38,7 @@ from .. import stopping
 from ..errors import BudgetError, ValidationError
 from ..games import Game
 from ..parallel import Executor
-from ..result import Attribution, make_provenance
+from ..result import Attribution, ContributorSums, make_provenance
 from .accumulators import (
     CONTRIBUTOR_KEY,
     Kernel,
@@ -217,7 +217,8 @@ def _check_continuation(
                 "continue_from was computed on points with different contributors; continue with "
                 "the same game and data, or start a new run"
             )
-    if seed is not None and check_seed(seed) != state.seed:
+    # the default seed (0) and None mean "the saved one"; any other seed must match it
+    if seed not in (None, 0) and check_seed(seed) != state.seed:
         raise ValidationError(
             f"continue_from was run with seed={state.seed}, not {seed}; omit seed= (or pass the same one) to continue"
         )
@@ -370,15 +371,16 @@ class _Run:
         if failure_counts(game) is not None:
             diagnostics["defaulted_coalitions"] = dict(state.failures)
         sums = state.accumulators.get(CONTRIBUTOR_KEY)
+        contributor_sums = None
         if sums is not None and state.contributor_names is not None:
-            diagnostics["by_contributor"] = {
-                "names": list(state.contributor_names),
-                "values": _finite_or_none(np.where(sums.count > 0, sums.mean, np.nan)),
-                "stderr": _finite_or_none(np.sqrt(sums.variance_of_mean())),
-                "counts": (sums.count * self.kernel.samples_per_draw).tolist(),
-                "estimator": "mean and sample standard error of the per-draw sums of the point "
+            contributor_sums = ContributorSums(
+                list(state.contributor_names),
+                np.where(sums.count > 0, sums.mean, np.nan),
+                np.sqrt(sums.variance_of_mean()),
+                np.asarray(sums.count * self.kernel.samples_per_draw, dtype=np.int64),
+                "mean and sample standard error of the per-draw sums of the point "
                 "estimates over each contributor's points",
-            }
+            )
         return Attribution(
             values,
             game.player_names,
@@ -388,7 +390,8 @@ class _Run:
             parameters={**self.parameters, "stop": str(self.rule), "batch_size": self.batch_size},
             seed=state.seed,
             provenance=make_provenance(**game.describe()),
-            level=game.level,
+            players=game.level,
             contributors=game.point_contributors,
+            contributor_sums=contributor_sums,
             diagnostics=diagnostics,
         )

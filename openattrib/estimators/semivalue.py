@@ -37,8 +37,12 @@ _COMMON_DOC = """
         When to stop, e.g. ``oa.stop.MaxSamples(1000)`` or ``oa.stop.StdErr(atol=0.005) |
         oa.stop.MaxTime(600)`` (or its text form). Required; it must contain a budget
         (MaxSamples, MaxEvaluations or MaxTime) so the run cannot go on forever.
-    seed : int, optional
-        Seed of the random streams; ``None`` draws one (recorded in ``result.seed``).
+    seed : int, default 0
+        Seed of the random streams, recorded in ``result.seed``: the same seed gives the
+        same result. ``None`` asks for fresh entropy: a random seed is drawn and recorded in
+        ``result.seed``, so that run can still be repeated. With ``continue_from`` the run
+        continues the saved seed's streams; a non-default seed that differs from it is
+        refused.
     n_jobs : int, default 1
         Local worker processes (joblib/loky). Results are bit-identical for any ``n_jobs``.
     backend : {"serial", "loky", "dask"}, optional
@@ -86,7 +90,7 @@ def semivalue(
     *,
     sampler: str = "auto",
     stop: Any = None,
-    seed: int | None = None,
+    seed: int | None = 0,
     truncation: Any = None,
     antithetic: bool = False,
     n_jobs: int = 1,
@@ -199,7 +203,7 @@ def permutation_shapley(
     game: Game,
     *,
     stop: Any = None,
-    seed: int | None = None,
+    seed: int | None = 0,
     truncation: Any = None,
     antithetic: bool = False,
     n_jobs: int = 1,
@@ -268,7 +272,7 @@ def beta_shapley(
     beta: float = 1.0,
     *,
     stop: Any = None,
-    seed: int | None = None,
+    seed: int | None = 0,
     truncation: Any = None,
     antithetic: bool = False,
     n_jobs: int = 1,
@@ -340,7 +344,7 @@ def banzhaf(
     game: Game,
     *,
     stop: Any = None,
-    seed: int | None = None,
+    seed: int | None = 0,
     n_jobs: int = 1,
     backend: str | None = None,
     client: Any = None,

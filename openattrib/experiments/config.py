@@ -136,7 +136,7 @@ def _resolve_dataset(key: str, raw: Any) -> dict[str, Any]:
         )
     name = out["name"].strip().lower().replace("-", "_")
     if name != "synthetic":
-        valid = set(datasets._LOADERS)
+        valid = set(datasets.LOADERS)
         if name not in valid:
             raise _fail(
                 f"{key}.name",

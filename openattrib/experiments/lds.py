@@ -113,7 +113,7 @@ def linear_datamodeling_score(
     alpha: float = 0.5,
     output: Any = "neg_loss",
     seed: int = 0,
-    progress: bool = False,
+    progress: bool = True,
 ) -> ExperimentResult:
     """Per-test-point LDS of influence-type scores, retraining ``estimator`` on random subsets.
 

@@ -184,8 +184,8 @@ def replication_experiment(
     Examples
     --------
     >>> import openattrib as oa
-    >>> ds = oa.datasets.partition(oa.datasets.make_classification(60, 4, 2, seed=0), 4)
-    >>> train, valid = ds.split(0.5, seed=0)
+    >>> ds = oa.datasets.partition(oa.datasets.make_classification(n_samples=60, n_features=4, n_informative=2, seed=0), 4)
+    >>> train, valid = ds.split(test_size=0.5, seed=0)
     >>> from openattrib.experiments import replication_experiment
     >>> table = replication_experiment(train, valid, "c0", copies=(0, 1), methods=("loo",))
     >>> sorted(table.columns)[:3]

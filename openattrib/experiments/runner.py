@@ -116,13 +116,7 @@ def _align(attribution: Attribution, unit: Unit, player_names: list[str]) -> Att
             f"method {attribution.method!r} valued players {attribution.names[:5]}..., "
             f"expected the contributors {player_names[:5]}..."
         )
-    order = [attribution.names.index(p) for p in player_names]
-    data = attribution.to_dict()
-    for key in ("values", "stderr", "counts"):
-        if data[key] is not None:
-            data[key] = [data[key][i] for i in order]
-    data["names"] = list(player_names)
-    return Attribution.from_dict(data)
+    return attribution.reindex(player_names)
 
 
 def _run_methods(
@@ -215,7 +209,7 @@ def run_experiment(
     config: str | Path | Mapping[str, Any],
     out_dir: str | Path | None = None,
     *,
-    progress: bool = False,
+    progress: bool = True,
     echo: Callable[[str], Any] | None = None,
 ) -> ExperimentRun:
     """Run the experiment described by a TOML file (or an already parsed mapping).

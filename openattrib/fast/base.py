@@ -86,7 +86,7 @@ class FastPath:
 
     # -- helpers -----------------------------------------------------------------------
     def _player_rows(self, player: int) -> np.ndarray:
-        groups = self.utility._rows
+        groups = self.utility.player_rows
         if groups is None:
             return np.array([player], dtype=np.int64)
         return groups[player]
@@ -243,7 +243,7 @@ class _Walk:
 
     def block(self, state: Any, players: np.ndarray) -> tuple[np.ndarray, list[Counter | None]]:
         path = self.path
-        if path.utility._rows is None:  # points: one row per player
+        if path.utility.player_rows is None:  # points: one row per player
             steps = list(players[:, None])
         else:
             steps = [path._player_rows(int(p)) for p in players]

@@ -90,7 +90,7 @@ def make_scoring(utility: Any) -> Scoring:
     """The scoring of ``utility``'s scorer on precomputed outputs, or raise NotSupported."""
     from sklearn.metrics._scorer import _BaseScorer
 
-    scorer = utility._scorer
+    scorer = utility.scorer
     name = utility.scorer_name
     n_valid = utility.valid.n_samples
     classifier = bool(utility.is_classifier)
@@ -112,7 +112,7 @@ class Scoring:
 
     def __init__(self, utility: Any, mode: str) -> None:
         self.mode = mode
-        self.scorer = utility._scorer
+        self.scorer = utility.scorer
         self.X_valid = utility.valid.X
         self.y_valid = utility.valid.y
         self.classes = utility.classes_

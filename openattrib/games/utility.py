@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from .._vocab import check_players, deprecated_keywords
 from ..data import Dataset
 from ..errors import UnsupportedError, ValidationError
 from .base import Game, check_masks
@@ -93,6 +94,14 @@ class ModelUtility(Game):
         estimator and its parameters (see :mod:`openattrib.fast`); ``False`` forces the
         generic refit of a clone per coalition.
 
+    Attributes
+    ----------
+    scorer : callable
+        The resolved scorer ``scorer(fitted_model, X, y) -> float`` (``scorer_name`` names it).
+    player_rows : list of ndarray or None
+        Training rows of each player for ``players="contributors"``; None for points (player
+        ``i`` is row ``i``).
+
     Examples
     --------
     >>> from sklearn.linear_model import LogisticRegression
@@ -103,14 +112,15 @@ class ModelUtility(Game):
     True
     """
 
+    @deprecated_keywords(positional=("scorer", "players"))
     def __init__(
         self,
         estimator: Any,
         train: Dataset,
         valid: Dataset,
+        *,
         scorer: str | Callable[..., float] = "accuracy",
         players: str = "points",
-        *,
         empty_value: float | str = "auto",
         single_class: str = "constant",
         cache_size: int = 100_000,
@@ -132,8 +142,7 @@ class ModelUtility(Game):
             raise ValidationError(
                 f"train has {train.n_features} features but valid has {valid.n_features}"
             )
-        if players not in ("points", "contributors"):
-            raise ValidationError(f"players must be 'points' or 'contributors', got {players!r}")
+        players = check_players(players)
         if single_class not in ("constant", "default"):
             raise ValidationError(
                 f"single_class must be 'constant' or 'default', got {single_class!r}"
@@ -144,7 +153,7 @@ class ModelUtility(Game):
             )
         if isinstance(scorer, str):
             try:
-                self._scorer = get_scorer(scorer)
+                self.scorer = get_scorer(scorer)
             except ValueError:
                 raise ValidationError(
                     f"unknown scorer {scorer!r}; use a scikit-learn scorer name "
@@ -152,7 +161,7 @@ class ModelUtility(Game):
                 ) from None
             self.scorer_name = scorer
         elif callable(scorer):
-            self._scorer = scorer
+            self.scorer = scorer
             self.scorer_name = getattr(scorer, "__qualname__", type(scorer).__name__)
         else:
             raise ValidationError(
@@ -175,11 +184,11 @@ class ModelUtility(Game):
         if players == "points":
             self.player_names = [str(i) for i in range(train.n_samples)]
             self.point_contributors = train.contributors
-            self._rows: list[np.ndarray] | None = None
+            self.player_rows: list[np.ndarray] | None = None
         else:
             groups = train.groups()
             self.player_names = list(groups)
-            self._rows = list(groups.values())
+            self.player_rows = list(groups.values())
         self.n_players = len(self.player_names)
         self.cache_size = int(cache_size)
         self._cache: OrderedDict[bytes, float] = OrderedDict()
@@ -218,7 +227,7 @@ class ModelUtility(Game):
         task = "classification" if self.is_classifier else "regression"
         try:
             baseline.fit(self.train.X, self.train.y)
-            score = float(self._scorer(baseline, self.valid.X, self.valid.y))
+            score = float(self.scorer(baseline, self.valid.X, self.valid.y))
         except Exception as exc:
             raise ValidationError(
                 f"scorer {self.scorer_name!r} cannot score {type(self.estimator).__name__} "
@@ -234,9 +243,9 @@ class ModelUtility(Game):
     # ------------------------------------------------------------------------
     def rows(self, mask: np.ndarray) -> np.ndarray:
         """Training-row indices of a coalition."""
-        if self._rows is None:
+        if self.player_rows is None:
             return np.flatnonzero(mask)
-        chosen = [self._rows[i] for i in np.flatnonzero(mask)]
+        chosen = [self.player_rows[i] for i in np.flatnonzero(mask)]
         return np.sort(np.concatenate(chosen)) if chosen else np.zeros(0, dtype=np.int64)
 
     def score_rows(self, rows: np.ndarray) -> float:
@@ -257,7 +266,7 @@ class ModelUtility(Game):
             if not isinstance(model, _ConstantClassifier):
                 model.fit(X, y)
                 self.n_fits += 1
-            score = float(self._scorer(model, self.valid.X, self.valid.y))
+            score = float(self.scorer(model, self.valid.X, self.valid.y))
         except (ValueError, np.linalg.LinAlgError) as exc:
             # e.g. KNN asked for more neighbours than the coalition has rows
             key = f"model_error: {type(exc).__name__}: {str(exc)[:80]}"

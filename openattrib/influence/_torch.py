@@ -198,13 +198,14 @@ def projection(n_params: int, dim: int, seed: int, index: int) -> np.ndarray:
     return rng.standard_normal((n_params, dim)) / np.sqrt(dim)
 
 
-def check_memory(n_rows: int, n_columns: int, max_bytes: int, what: str) -> None:
+def check_memory(n_rows: int, n_columns: int, memory_budget: int, what: str) -> None:
     needed = 8 * n_rows * n_columns
-    if needed > max_bytes:
+    if needed > memory_budget:
         raise BudgetError(
             f"{what} would store {n_rows} x {n_columns} float64 gradients "
-            f"({needed / 2**20:.1f} MiB) above max_bytes={max_bytes / 2**20:.1f} MiB; pass "
-            "projection_dim (random projection), layers= (fewer parameters) or a larger max_bytes"
+            f"({needed / 2**20:.1f} MiB) above memory_budget={memory_budget / 2**20:.1f} MiB; "
+            "pass projection_dim (random projection), layers= (fewer parameters) or a larger "
+            "memory_budget"
         )
 
 

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from .._vocab import check_players, deprecated_keywords
 from ..data import Dataset
 from ..errors import ValidationError
 from ..result import Attribution, make_provenance
@@ -36,7 +37,7 @@ def influence(
     *,
     method: str = "direct",
     damping: float = 0.0,
-    memory_budget: int = 256 * 2**20,
+    memory_budget: int | str | None = None,
     cg_tol: float = 1e-10,
     cg_maxiter: int | None = None,
     lissa_scale: float | None = None,
@@ -66,12 +67,13 @@ def influence(
         ``"cg"`` and ``"lissa"`` return the pseudo-inverse solution when the gradients lie
         in the Hessian's range (e.g. duplicated features) and raise when they do not
         converge.
-    memory_budget : int
-        Bytes per block of intermediate results when rows are computed.
+    memory_budget : int or str, optional
+        Bytes (or a string like ``"256MB"``) per block of intermediate results when rows
+        are computed; default 256 MiB.
     cg_tol, cg_maxiter, lissa_scale, lissa_depth, lissa_tol, lissa_batch_size, lissa_repeats
         Solver options (see :mod:`openattrib.influence.solvers`).
-    seed : int
-        Seeds LiSSA's mini-batches and power iteration.
+    seed : int, default 0
+        Seeds LiSSA's mini-batches and power iteration; recorded in every attribution.
 
     Returns
     -------
@@ -128,6 +130,7 @@ def influence(
         provenance=provenance,
         diagnostics={**prepared.diagnostics, **getattr(prepared.solver, "diagnostics", {})},
         memory_budget=memory_budget,
+        seed=seed,
         work_per_entry=prepared.glm.n_outputs,
     )
 
@@ -142,13 +145,14 @@ def point_influence(prepared: Prepared, x: Any, y: Any = None) -> tuple[np.ndarr
     return prepared.contract(query, slice(None))[0], target
 
 
+@deprecated_keywords(level="players")
 def attribute_prediction(
     model: Any,
     train: Dataset,
     x: Any,
     *,
     y: Any = None,
-    level: str = "contributors",
+    players: str = "contributors",
     method: str = "direct",
     damping: float = 0.0,
     **solver_options: Any,
@@ -163,13 +167,15 @@ def attribute_prediction(
     ----------
     model : fitted supported model (see :func:`influence`)
     train : Dataset
-        The training set the model was fitted on, with contributors for ``level="contributors"``.
+        The training set the model was fitted on, with contributors for
+        ``players="contributors"``.
     x : array-like of shape (n_features,) or (1, n_features)
     y : label, optional
         Explain the loss at this label; default: the predicted class (classification) or
         the predicted value (regression).
-    level : {"contributors", "points"}
+    players : {"contributors", "points"}
         ``"contributors"`` sums point influences per contributor (``by_contributor()``).
+        Formerly ``level=`` (deprecated).
     method, damping, **solver_options
         As for :func:`influence`.
 
@@ -186,13 +192,12 @@ def attribute_prediction(
     >>> model = LogisticRegression(max_iter=1000).fit(train.X, train.y)  # doctest: +SKIP
     >>> oa.attribute_prediction(model, train, valid.X[0]).ranking()  # doctest: +SKIP
     """
-    if level not in ("contributors", "points"):
-        raise ValidationError(f"level must be 'contributors' or 'points', got {level!r}")
+    players = check_players(players)
     train = check_dataset(train, "train")
-    if level == "contributors" and train.contributors is None:
+    if players == "contributors" and train.contributors is None:
         raise ValidationError(
             "train has no contributors, so there is no contributor-level attribution; add "
-            "them (oa.datasets.partition, Dataset(..., contributors=...)) or pass level='points'"
+            "them (oa.datasets.partition, Dataset(..., contributors=...)) or pass players='points'"
         )
     prepared = prepare(model, train, method=method, damping=damping, **solver_options)
     values, target = point_influence(prepared, x, y)
@@ -204,8 +209,8 @@ def attribute_prediction(
         provenance=make_provenance(
             dataset_hash=train.content_hash(), model=prepared.glm.description
         ),
-        level="points",
+        players="points",
         contributors=train.contributors,
         diagnostics=prepared.diagnostics,
     )
-    return points.by_contributor() if level == "contributors" else points
+    return points.by_contributor() if players == "contributors" else points

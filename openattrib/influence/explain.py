@@ -225,8 +225,9 @@ def explain_prediction(
         feature_names,
         method="shap-linear",
         parameters={"background_size": size, "seed": seed, "explained": explained},
+        seed=seed,
         provenance=make_provenance(dataset_hash=train.content_hash(), model=glm.description),
-        level="players",
+        players="players",
         diagnostics={"base_value": float(np.asarray(base).reshape(-1)[0])},
     )
     points = Attribution(
@@ -235,7 +236,7 @@ def explain_prediction(
         method=f"influence-{method}",
         parameters={**prepared.parameters, "target": target},
         provenance=make_provenance(dataset_hash=train.content_hash(), model=glm.description),
-        level="points",
+        players="points",
         contributors=train.contributors,
         diagnostics=prepared.diagnostics,
     )

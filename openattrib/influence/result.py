@@ -15,14 +15,14 @@ a label, decrease that output).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
-from ..errors import BudgetError, ValidationError
+from .._vocab import parse_memory_budget
+from ..errors import ValidationError
+from ..per_test import PerTestResult, available_memory
 from ..result import Attribution
 
 __all__ = ["InfluenceResult", "available_memory"]
@@ -33,15 +33,7 @@ SelfInfluence = Callable[[slice], np.ndarray]
 _MIB = 2**20
 
 
-def available_memory() -> int:
-    """Bytes of physical memory currently available (Linux ``sysconf``; 4 GiB otherwise)."""
-    try:
-        return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
-    except (ValueError, OSError, AttributeError):  # pragma: no cover - non-Linux
-        return 4 * 2**30
-
-
-class InfluenceResult:
+class InfluenceResult(PerTestResult):
     """Influence of every training point on every test point, computed lazily.
 
     Not built by hand: returned by :func:`openattrib.influence`, :func:`openattrib.tracin`
@@ -60,8 +52,11 @@ class InfluenceResult:
     train_names, contributors, test_names : sequences
     method : str
     parameters, provenance, diagnostics : dict
-    memory_budget : int
-        Bytes a single block of intermediate results may use.
+    memory_budget : int or str, optional
+        Bytes a single block of intermediate results may use (or a string like ``"256MB"``);
+        default 256 MiB.
+    seed : int, optional
+        Seed of the method's randomness (recorded in every attribution it returns).
     work_per_entry : int
         Floats of intermediate storage per (test, train) pair in ``contract``.
 
@@ -89,7 +84,8 @@ class InfluenceResult:
         parameters: dict[str, Any] | None = None,
         provenance: dict[str, Any] | None = None,
         diagnostics: dict[str, Any] | None = None,
-        memory_budget: int = 256 * _MIB,
+        memory_budget: int | str | None = None,
+        seed: int | None = None,
         work_per_entry: int = 1,
     ) -> None:
         self._query = np.asarray(query, dtype=np.float64)
@@ -110,12 +106,13 @@ class InfluenceResult:
         self.parameters = dict(parameters or {})
         self.provenance = dict(provenance or {})
         self.diagnostics = dict(diagnostics or {})
-        if not memory_budget or memory_budget < 1:
-            raise ValidationError(
-                f"memory_budget must be a positive number of bytes, got {memory_budget!r}"
-            )
-        self.memory_budget = int(memory_budget)
+        self.memory_budget = (
+            256 * _MIB if memory_budget is None else parse_memory_budget(memory_budget)
+        )
+        self.seed = None if seed is None else int(seed)
         self.work_per_entry = max(1, int(work_per_entry))
+
+    value_column = "influence"
 
     # ------------------------------------------------------------------ basics
     @property
@@ -160,8 +157,9 @@ class InfluenceResult:
             self.train_names,
             method=method,
             parameters={**self.parameters, **parameters},
+            seed=self.seed,
             provenance=self.provenance,
-            level="points",
+            players="points",
             contributors=self.contributors,
             diagnostics=self.diagnostics,
         )
@@ -182,15 +180,9 @@ class InfluenceResult:
         With the default weights the value is the predicted change of the *mean* test loss
         when the training point is removed (positive = the point helps on the test set).
         """
-        if test_weights is None:
+        weights = self._test_weights(test_weights)
+        if weights is None:
             weights = np.full(self.n_test, 1.0 / self.n_test)
-        else:
-            weights = np.asarray(test_weights, dtype=np.float64).reshape(-1)
-            if weights.shape != (self.n_test,) or not np.all(np.isfinite(weights)):
-                raise ValidationError(
-                    f"test_weights must be {self.n_test} finite numbers (one per test point), "
-                    f"got shape {weights.shape}"
-                )
         values = self._row((weights @ self._query)[None, :])[0]
         return self._attribution(
             values,
@@ -218,31 +210,6 @@ class InfluenceResult:
         attribution.diagnostics["higher_is_more_suspicious"] = True
         return attribution
 
-    def top(self, i: int, k: int = 10, order: str = "helpful") -> pd.DataFrame:
-        """The ``k`` training points with the largest influence on test point ``i``.
-
-        ``order``: ``"helpful"`` (largest positive first), ``"harmful"`` (most negative first)
-        or ``"abs"`` (largest magnitude first).
-        """
-        if order not in ("helpful", "harmful", "abs"):
-            raise ValidationError(f"order must be 'helpful', 'harmful' or 'abs', got {order!r}")
-        if isinstance(k, (bool, np.bool_)) or not isinstance(k, (int, np.integer)) or k < 1:
-            raise ValidationError(f"k must be a positive int, got {k!r}")
-        values = self.for_test(i).values
-        key = {"helpful": -values, "harmful": values, "abs": -np.abs(values)}[order]
-        chosen = np.argsort(key, kind="stable")[: int(k)]
-        frame = pd.DataFrame(
-            {
-                "train_index": chosen,
-                "name": [self.train_names[j] for j in chosen],
-                "influence": values[chosen],
-            }
-        )
-        if self.contributors is not None:
-            frame.insert(2, "contributor", np.asarray(self.contributors)[chosen])
-        frame.index = pd.RangeIndex(1, len(chosen) + 1, name="rank")
-        return frame
-
     # ------------------------------------------------------------------ dense access
     def iter_blocks(self, test_block: int | None = None) -> Iterator[tuple[slice, np.ndarray]]:
         """Yield ``(test_rows, S[test_rows, :])`` blocks that fit in ``memory_budget``."""
@@ -252,20 +219,7 @@ class InfluenceResult:
             rows = slice(start, min(start + int(test_block), self.n_test))
             yield rows, self._row(self._query[rows])
 
-    def to_array(self, max_bytes: int | None = None) -> np.ndarray:
-        """The dense ``(n_test, n_train)`` matrix, refusing above ``max_bytes``.
-
-        ``max_bytes`` defaults to half of the currently available physical memory.
-        """
-        needed = 8 * self.n_test * self.n_train
-        limit = available_memory() // 2 if max_bytes is None else int(max_bytes)
-        if needed > limit:
-            raise BudgetError(
-                f"the dense influence matrix needs {needed / _MIB:.1f} MiB "
-                f"({self.n_test} x {self.n_train} float64) but the limit is "
-                f"{limit / _MIB:.1f} MiB; use for_test(i), aggregate(), iter_blocks(), or pass "
-                "a larger max_bytes"
-            )
+    def _dense(self) -> np.ndarray:
         out = np.empty((self.n_test, self.n_train))
         step = max(1, self.memory_budget // (8 * self.n_train * self.work_per_entry))
         for start in range(0, self.n_test, step):

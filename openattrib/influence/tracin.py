@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from .._vocab import deprecated_keywords, parse_memory_budget
 from ..data import Dataset
 from ..errors import ValidationError
 from ..result import make_provenance
@@ -42,6 +43,7 @@ def _learning_rates(learning_rates: Any, n_checkpoints: int) -> np.ndarray:
     return rates
 
 
+@deprecated_keywords(max_bytes="memory_budget")
 def tracin(
     model: Any,
     train: Dataset,
@@ -54,8 +56,7 @@ def tracin(
     projection_dim: int | None = None,
     batch_size: int = 256,
     seed: int = 0,
-    max_bytes: int | None = None,
-    memory_budget: int = 256 * 2**20,
+    memory_budget: int | str | None = None,
     progress: bool = True,
 ) -> InfluenceResult:
     """TracIn influence of every training point on every test point of a torch classifier.
@@ -80,10 +81,14 @@ def tracin(
         Project gradients to this many dimensions (Gaussian, seeded by ``seed``).
     batch_size : int
         Examples per ``vmap`` call.
-    max_bytes : int, optional
-        Refuse to store training gradients above this (default: half the free memory).
-    memory_budget, progress
-        Block size of later computations; progress bar over checkpoints.
+    seed : int, default 0
+        Seed of the random projection (unused without ``projection_dim``).
+    memory_budget : int or str, optional
+        Bytes (or a string like ``"2GB"``) the stored training gradients and each block of
+        later computations may use; storing more is refused. Default: gradients up to half
+        the free memory, blocks of 256 MiB. Replaces ``max_bytes`` (deprecated).
+    progress : bool
+        Progress bar over checkpoints.
 
     Returns
     -------
@@ -119,7 +124,10 @@ def tracin(
     dim = n_params if projection_dim is None else int(projection_dim)
     if dim < 1:
         raise ValidationError(f"projection_dim must be a positive int, got {projection_dim!r}")
-    limit = available_memory() // 2 if max_bytes is None else int(max_bytes)
+    if memory_budget is None:
+        limit, block = available_memory() // 2, 256 * 2**20
+    else:
+        limit = block = parse_memory_budget(memory_budget)
     _torch.check_memory(train.n_samples, dim * len(states), limit, "tracin")
 
     train_parts, test_parts, scale_parts = [], [], []
@@ -162,5 +170,6 @@ def tracin(
             dataset_hash=train.content_hash(), test_dataset_hash=test_hash, model=repr(model)
         ),
         diagnostics={"n_params": n_params},
-        memory_budget=memory_budget,
+        memory_budget=block,
+        seed=seed,
     )

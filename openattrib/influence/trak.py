@@ -72,7 +72,7 @@ def trak(
     layers: Sequence[str] | None = None,
     batch_size: int = 256,
     seed: int = 0,
-    memory_budget: int = 256 * 2**20,
+    memory_budget: int | str | None = None,
     progress: bool = True,
 ) -> InfluenceResult:
     """TRAK scores of every training point for every test point of a torch classifier.
@@ -93,8 +93,14 @@ def trak(
         to ``n``).
     layers : sequence of str, optional
         Only parameters under these module names.
-    batch_size, seed, memory_budget, progress
-        ``vmap`` batch; the projections are drawn from ``SeedSequence(seed)`` by model index.
+    batch_size : int
+        Examples per ``vmap`` call.
+    seed : int, default 0
+        The projections are drawn from ``SeedSequence(seed)`` by model index.
+    memory_budget : int or str, optional
+        Bytes (or a string like ``"256MB"``) per block of later computations; default 256 MiB.
+    progress : bool
+        Progress bar.
 
     Returns
     -------
@@ -203,4 +209,5 @@ def trak(
             dataset_hash=train.content_hash(), test_dataset_hash=test_hash, model=repr(template)
         ),
         memory_budget=memory_budget,
+        seed=seed,
     )

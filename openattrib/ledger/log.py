@@ -305,9 +305,9 @@ class Ledger:
             raise LedgerError(f"entry {index} is missing from {self.path}; run Ledger.verify()")
         return LedgerEntry(index, bytes(row[1]), bytes(row[0]))
 
-    def entries(self, start: int = 0, stop: int | None = None) -> Iterator[LedgerEntry]:
-        """Iterate over stored entries ``start <= index < stop`` (streamed, not all in memory)."""
-        stop = self.size if stop is None else stop
+    def entries(self, start: int = 0, end: int | None = None) -> Iterator[LedgerEntry]:
+        """Iterate over stored entries ``start <= index < end`` (streamed, not all in memory)."""
+        stop = self.size if end is None else end
         query = "SELECT idx, data, leaf_hash FROM entries WHERE idx >= ? AND idx < ? ORDER BY idx"
         for idx, data, leaf in self._db.execute(query, (start, stop)):
             yield LedgerEntry(idx, bytes(leaf), bytes(data))
@@ -409,7 +409,7 @@ class Ledger:
         return [Checkpoint.parse(text) for (text,) in rows]
 
     # ------------------------------------------------------------------- verify
-    def verify(self, *, public_key: Any = None, progress: bool = False) -> LedgerReport:
+    def verify(self, *, public_key: Any = None, progress: bool = True) -> LedgerReport:
         """Recompute every leaf and tree node from the stored entries and check them.
 
         Detects changed bytes, deleted, inserted or reordered entries, damaged tree nodes and

@@ -29,6 +29,8 @@ from ..errors import ValidationError, VerificationError
 
 __all__ = [
     "HASH_SIZE",
+    "check_hash",
+    "check_size",
     "EMPTY_ROOT",
     "leaf_hash",
     "node_hash",
@@ -75,7 +77,7 @@ def node_hash(left: bytes, right: bytes) -> bytes:
     >>> len(node_hash(bytes(32), bytes(32)))
     32
     """
-    return hashlib.sha256(b"\x01" + _hash(left, "left") + _hash(right, "right")).digest()
+    return hashlib.sha256(b"\x01" + check_hash(left, "left") + check_hash(right, "right")).digest()
 
 
 def _node(left: bytes, right: bytes) -> bytes:
@@ -89,7 +91,8 @@ def _as_bytes(value: Any, name: str) -> bytes:
     raise ValidationError(f"{name} must be bytes, got {type(value).__name__}")
 
 
-def _hash(value: Any, name: str) -> bytes:
+def check_hash(value: Any, name: str) -> bytes:
+    """``value`` as a ``HASH_SIZE``-byte hash, or a VerificationError naming ``name``."""
     if not isinstance(value, (bytes, bytearray, memoryview)):
         raise VerificationError(
             f"{name} must be a {HASH_SIZE}-byte hash (bytes), got {type(value).__name__}"
@@ -102,7 +105,8 @@ def _hash(value: Any, name: str) -> bytes:
     return value
 
 
-def _size(value: Any, name: str) -> int:
+def check_size(value: Any, name: str) -> int:
+    """``value`` as a non-negative int tree size or index, or a VerificationError naming ``name``."""
     if isinstance(value, bool):
         raise VerificationError(f"{name} must be a non-negative integer, got a bool")
     try:
@@ -242,7 +246,7 @@ class LevelTree:
     """
 
     def __init__(self, leaf_hashes: Sequence[bytes]) -> None:
-        level = [_hash(h, f"leaf_hashes[{i}]") for i, h in enumerate(leaf_hashes)]
+        level = [check_hash(h, f"leaf_hashes[{i}]") for i, h in enumerate(leaf_hashes)]
         self.levels: list[list[bytes]] = [level]
         while len(level) >= 2:
             level = [_node(level[i], level[i + 1]) for i in range(0, len(level) - 1, 2)]
@@ -324,7 +328,7 @@ def consistency_proof(entries: Sequence[bytes], old_size: int) -> list[bytes]:
 def _proof(proof: Any, expected: int, what: str) -> list[bytes]:
     if isinstance(proof, (bytes, bytearray, str)) or not hasattr(proof, "__len__"):
         raise VerificationError(f"{what} must be a list of {HASH_SIZE}-byte hashes")
-    hashes = [_hash(h, f"{what}[{i}]") for i, h in enumerate(proof)]
+    hashes = [check_hash(h, f"{what}[{i}]") for i, h in enumerate(proof)]
     if len(hashes) != expected:
         raise VerificationError(
             f"{what} has {len(hashes)} hashes but this tree shape needs exactly {expected}; "
@@ -340,8 +344,8 @@ def root_from_inclusion_proof(
 
     Raises :class:`VerificationError` for malformed input.
     """
-    leaf = _hash(leaf_hash, "leaf_hash")
-    index, size = _size(index, "index"), _size(size, "size")
+    leaf = check_hash(leaf_hash, "leaf_hash")
+    index, size = check_size(index, "index"), check_size(size, "size")
     if index >= size:
         raise VerificationError(
             f"leaf index {index} is not inside a tree of size {size} (need index < size)"
@@ -382,7 +386,7 @@ def verify_inclusion(
     >>> verify_inclusion(leaf_hash(b"a"), 0, 2, [leaf_hash(b"x")], root(entries))
     False
     """
-    expected = _hash(root, "root")
+    expected = check_hash(root, "root")
     return root_from_inclusion_proof(leaf_hash, index, size, proof) == expected
 
 
@@ -403,8 +407,8 @@ def verify_consistency(
     >>> verify_consistency(3, 5, root(entries[:3]), root(entries), proof)
     True
     """
-    old_size, new_size = _size(old_size, "old_size"), _size(new_size, "new_size")
-    first, second = _hash(old_root, "old_root"), _hash(new_root, "new_root")
+    old_size, new_size = check_size(old_size, "old_size"), check_size(new_size, "new_size")
+    first, second = check_hash(old_root, "old_root"), check_hash(new_root, "new_root")
     if old_size > new_size:
         raise VerificationError(
             f"old_size {old_size} is larger than new_size {new_size}; a log cannot shrink"

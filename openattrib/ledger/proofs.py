@@ -14,7 +14,7 @@ from typing import Any
 
 from ..errors import ValidationError, VerificationError
 from . import merkle
-from .merkle import _hash, _size
+from .merkle import check_hash, check_size
 
 __all__ = [
     "InclusionProof",
@@ -55,9 +55,9 @@ class InclusionProof:
         """Inverse of :meth:`to_dict`; raises :class:`VerificationError` on bad fields."""
         try:
             return cls(
-                index=_size(data["index"], "index"),
-                size=_size(data["size"], "size"),
-                leaf_hash=_hash(bytes.fromhex(data["leaf_hash"]), "leaf_hash"),
+                index=check_size(data["index"], "index"),
+                size=check_size(data["size"], "size"),
+                leaf_hash=check_hash(bytes.fromhex(data["leaf_hash"]), "leaf_hash"),
                 path=tuple(bytes.fromhex(h) for h in data["path"]),
             )
         except (KeyError, TypeError, ValueError) as exc:
@@ -94,8 +94,8 @@ class ConsistencyProof:
         """Inverse of :meth:`to_dict`; raises :class:`VerificationError` on bad fields."""
         try:
             return cls(
-                old_size=_size(data["old_size"], "old_size"),
-                new_size=_size(data["new_size"], "new_size"),
+                old_size=check_size(data["old_size"], "old_size"),
+                new_size=check_size(data["new_size"], "new_size"),
                 path=tuple(bytes.fromhex(h) for h in data["path"]),
             )
         except (KeyError, TypeError, ValueError) as exc:

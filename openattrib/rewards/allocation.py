@@ -187,7 +187,7 @@ class Allocation:
         self.parameters = dict(parameters or {})
         self._status = [
             "rounded_to_zero" if s == "not_positive" and policy in POLICIES and w > 0 else s
-            for s, w in zip(status, self._policy_weights_or_zero(), strict=True)
+            for s, w in zip(status, self.weights(), strict=True)
         ]
         self.source = source
         self.method = method
@@ -234,7 +234,8 @@ class Allocation:
             f"decimals={self.decimals})"
         )
 
-    def _policy_weights_or_zero(self) -> list[Fraction]:
+    def weights(self) -> list[Fraction]:
+        """The policy weight of each name, as exact fractions (zeros without a policy)."""
         if self.policy not in POLICIES:
             return [Fraction(0)] * len(self.names)
         return policy_weights(
@@ -348,7 +349,7 @@ class Allocation:
                 f"amounts sum to {sum(self._amounts)}, not to the pool {self.pool}"
             )
         if self.policy in POLICIES:
-            expected_q = quantise_shares(self._policy_weights_or_zero(), int(self.decimals or 0))
+            expected_q = quantise_shares(self.weights(), int(self.decimals or 0))
             if expected_q != self._quantised:
                 raise VerificationError(
                     "the quantised shares do not follow from the values under policy "

@@ -103,7 +103,7 @@ def explain_payout(allocation: Any, name: str) -> Explanation:
     cap = None if cap is None else int(cap)
     min_payout = int(allocation.parameters.get("min_payout", 0))
     trace = apportion(allocation.pool, quantised, names, cap=cap, min_payout=min_payout)
-    weights = allocation._policy_weights_or_zero()
+    weights = allocation.weights()
     weight_total = sum(weights, Fraction(0))
     q, hamilton_weight = quantised[i], trace.hamilton_weight
     quota = Fraction(trace.hamilton_pool * q, hamilton_weight) if hamilton_weight else None
