@@ -23,12 +23,14 @@ from . import _data_checks as checks
 from ._vocab import deprecated_keywords
 from .errors import ValidationError
 
-__all__ = ["Dataset", "HASH_HEADER"]
+__all__ = ["Dataset", "HASH_HEADER", "ROW_HEADER"]
 
 logger = logging.getLogger("openattrib")
 
 #: Version tag that starts the byte encoding hashed by :meth:`Dataset.content_hash`.
 HASH_HEADER = b"openattrib-dataset-v1"
+#: Version tag that starts the byte encoding of one row in :meth:`Dataset.row_digests`.
+ROW_HEADER = b"openattrib-row-v1"
 
 _CONTRIBUTOR_COLUMN = "contributor"
 
@@ -387,6 +389,41 @@ class Dataset:
         digest.update(_length_prefixed(self._target_name))
         object.__setattr__(self, "_hash", digest.hexdigest())
         return self._hash
+
+    def row_digests(self, *, include_label: bool = True) -> list[bytes]:
+        """SHA-256 of each row's canonical bytes: the identity of a row's *content*.
+
+        This is the one definition of "the same row" in openattrib: the gaming audit's
+        exact duplicates, the ledger's contribution registry (which stores only these
+        digests and their Merkle root, never the data) and provenance all use it. The
+        encoding of row ``i`` is ``ROW_HEADER``; ``n_features`` as little-endian uint64;
+        the features as little-endian float64 (``-0.0`` written as ``0.0``); then, with
+        ``include_label``, ``b"N"`` and the label as little-endian float64 when labels are
+        numeric (bool/int/float, so ``1`` and ``1.0`` are the same label) or ``b"S"`` and
+        the label length-prefixed UTF-8. Contributor ids, feature names and row positions
+        are not part of a row's identity, so the same content submitted by two people, or
+        in another order, has the same digest.
+
+        Examples
+        --------
+        >>> ds = Dataset([[1.0, 2.0], [1.0, 2.0]], [0, 0])
+        >>> a, b = ds.row_digests()
+        >>> a == b, len(a)
+        (True, 32)
+        """
+        X = np.ascontiguousarray(self._X + 0.0, dtype="<f8")  # + 0.0 folds -0.0 into 0.0
+        prefix = ROW_HEADER + struct.pack("<Q", self.n_features)
+        if not include_label:
+            labels: list[bytes] = [b""] * self.n_samples
+        elif self._y.dtype.kind in "biuf":
+            y = np.ascontiguousarray(self._y.astype("<f8") + 0.0)
+            labels = [b"N" + y[i : i + 1].tobytes() for i in range(self.n_samples)]
+        else:
+            labels = [b"S" + _length_prefixed(label) for label in self._y.tolist()]
+        return [
+            hashlib.sha256(prefix + X[i].tobytes() + labels[i]).digest()
+            for i in range(self.n_samples)
+        ]
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Dataset):

@@ -4,6 +4,8 @@
 - :class:`Ledger`: the SQLite log (``append_run``, ``append_allocation``, proofs, ``verify``).
 - :mod:`~openattrib.ledger.checkpoint`: signed C2SP checkpoints (Ed25519 signed notes);
   keys in :mod:`~openattrib.ledger.keys`, proof objects in :mod:`~openattrib.ledger.proofs`.
+- :mod:`~openattrib.ledger.registry`: the contribution registry (``append_contribution``,
+  row digests' Merkle roots, :class:`RowProof`), the basis of first-registrant provenance.
 - :mod:`~openattrib.ledger.evm`: OpenZeppelin ``StandardMerkleTree`` export for on-chain claims.
 
 Examples
@@ -40,6 +42,7 @@ from .proofs import (
     verify_checkpoint_consistency,
     verify_inclusion,
 )
+from .registry import Registration, RowProof, verify_row
 
 __all__ = [
     "Checkpoint",
@@ -48,6 +51,8 @@ __all__ = [
     "Ledger",
     "LedgerEntry",
     "LedgerReport",
+    "Registration",
+    "RowProof",
     "evm",
     "generate_signing_key",
     "load_public_key",
@@ -58,6 +63,7 @@ __all__ = [
     "verify_checkpoint",
     "verify_checkpoint_consistency",
     "verify_inclusion",
+    "verify_row",
 ]
 
 

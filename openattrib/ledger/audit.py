@@ -16,7 +16,7 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from ..errors import LedgerError, VerificationError
-from . import merkle
+from . import merkle, registry
 from .checkpoint import Checkpoint, verify_checkpoint
 from .records import parse_entry
 
@@ -105,7 +105,9 @@ class _Problems:
         return None if self.range_best is None else self.range_best[1]
 
 
-def _check_entries(db: sqlite3.Connection, problems: _Problems, progress: bool) -> list[bytes]:
+def _check_entries(
+    db: sqlite3.Connection, problems: _Problems, progress: bool, contributions: dict
+) -> list[bytes]:
     total = db.execute("SELECT COUNT(*) FROM entries").fetchone()[0]
     rows = db.execute("SELECT idx, data, leaf_hash FROM entries ORDER BY idx")
     leaves: list[bytes] = []
@@ -118,7 +120,9 @@ def _check_entries(db: sqlite3.Connection, problems: _Problems, progress: bool) 
         data = bytes(data)
         leaf = merkle.leaf_hash(data)
         try:
-            parse_entry(data, idx)
+            record = parse_entry(data, idx)
+            if record["kind"] == "contribution":
+                contributions[idx] = record
         except LedgerError as exc:
             problems.entry(idx, str(exc))
         if leaf != bytes(stored_leaf):
@@ -196,7 +200,10 @@ def audit(
 ) -> LedgerReport:
     """Verify the ledger held by ``db`` (inside one read transaction); see :class:`LedgerReport`."""
     problems = _Problems()
-    leaves = _check_entries(db, problems, progress)
+    contributions: dict[int, dict] = {}
+    leaves = _check_entries(db, problems, progress, contributions)
+    for index, message in registry.check_roots(db, contributions):
+        problems.entry(index, message)
     n = len(leaves)
     recorded = db.execute("SELECT value FROM meta WHERE key = 'size'").fetchone()
     recorded = int(recorded[0]) if recorded else n

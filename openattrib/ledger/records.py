@@ -1,4 +1,4 @@
-"""The typed records a ledger stores: attribution runs and allocations.
+"""The typed records a ledger stores: attribution runs, allocations and contributions.
 
 Each entry is canonical JSON (sorted keys, UTF-8, no NaN; :func:`openattrib._io.canonical_json`)
 of one record plus its own position ``index`` in the log, so reordering stored rows is
@@ -9,7 +9,11 @@ detected. Token amounts are written as decimal strings so that readers in langua
 seed, the full provenance dict (dataset content hash, model, scorer, versions, ...) and the
 result's hash. ``allocation`` records hold the payout (contributor -> amount), the pool, the
 policy, the allocation's hash, the index of the run it came from and (``source``) that run's
-result hash when the allocation knows it.
+result hash when the allocation knows it. ``contribution`` records register what a
+contributor submitted without the data: the contributor, the number of rows and the RFC 6962
+Merkle root (hex) over the rows' 32-byte content digests in ascending byte order (so the root
+does not depend on the order the rows were submitted in); the digests themselves are kept
+beside the log (see :mod:`openattrib.ledger.registry`) so rows can be proven and looked up.
 """
 
 from __future__ import annotations
@@ -31,11 +35,12 @@ __all__ = [
     "package_version",
     "run_record",
     "allocation_record",
+    "contribution_record",
     "parse_entry",
 ]
 
 SCHEMA = 1
-KINDS = ("run", "allocation")
+KINDS = ("run", "allocation", "contribution")
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
 
@@ -138,6 +143,24 @@ def allocation_record(allocation: Any, run: int | None) -> dict[str, Any]:
     }
 
 
+def contribution_record(contributor: str, digests: list[bytes]) -> dict[str, Any]:
+    """The ledger record of a contribution (without its ``index``).
+
+    ``digests`` are the rows' 32-byte content digests, already sorted; the record keeps
+    their count and Merkle root, not the digests.
+    """
+    from .merkle import root
+
+    return {
+        "kind": "contribution",
+        "schema": SCHEMA,
+        "contributor": contributor,
+        "n_rows": len(digests),
+        "rows_root": root(digests).hex(),
+        "recorded_by": f"openattrib {package_version()}",
+    }
+
+
 def parse_entry(data: bytes, index: int) -> dict[str, Any]:
     """Decode stored entry bytes and check they are a canonical record for position ``index``.
 
@@ -188,7 +211,7 @@ class LedgerEntry:
 
     @cached_property
     def record(self) -> dict[str, Any]:
-        """The decoded record (a dict with ``kind`` ``"run"`` or ``"allocation"``)."""
+        """The decoded record (a dict whose ``kind`` is one of ``KINDS``)."""
         return parse_entry(self.data, self.index)
 
     @property

@@ -3,8 +3,11 @@
 ``allocate`` splits a pool among contributors in proportion to their values under a stated
 policy, with integer amounts that sum exactly to the pool; ``split_fee`` and ``Accrual`` do
 the same per inference and settle periodically; ``audit`` looks for contributors gaming
-the payout (duplicated data, sybil identities). The replication experiment, which runs
-estimators, is :func:`openattrib.experiments.replication_experiment`.
+the payout (duplicated data, sybil identities); ``provenance`` gives each row to its first
+registrant in the ledger's contribution registry (copies are valued once, for their owner)
+and ``robust_shapley`` discounts replicated identities (Agarwal, Dahleh & Sarkar 2019). The
+replication experiment, which runs estimators, is
+:func:`openattrib.experiments.replication_experiment`.
 """
 
 import warnings
@@ -16,6 +19,8 @@ from .audit import AuditReport, audit
 from .explain import Explanation
 from .fees import Accrual, FeeSplit, split_fee
 from .policies import POLICIES
+from .provenance import Provenance, provenance
+from .robust import contributor_similarity, robust_shapley, similarity_discount
 
 __all__ = [
     "POLICIES",
@@ -24,10 +29,15 @@ __all__ = [
     "AuditReport",
     "Explanation",
     "FeeSplit",
+    "Provenance",
     "allocate",
     "audit",
+    "contributor_similarity",
     "largest_remainder",
+    "provenance",
     "quantise_shares",
+    "robust_shapley",
+    "similarity_discount",
     "split_fee",
 ]
 

@@ -3,9 +3,9 @@
 A contributor paid in proportion to its data's value has a reason to submit someone else's
 data, or its own data again under other names. :func:`audit` finds
 
-* **exact duplicates**: rows whose canonical bytes (features as IEEE-754 float64
-  little-endian with ``-0.0`` folded into ``0.0``, plus the label) are identical, grouped by
-  a SHA-256 hash in one pass (O(n));
+* **exact duplicates**: rows with the same content digest
+  (:meth:`~openattrib.Dataset.row_digests`: canonical bytes of the features and the label),
+  grouped in one pass (O(n));
 * **near duplicates**: pairs of rows whose distance on standardised features (z-scores with
   the data set's own mean and standard deviation) is below a threshold, found with a KD-tree
   radius query (scikit-learn ``NearestNeighbors``), never an n x n matrix.
@@ -17,9 +17,7 @@ one is presumed to be the original.
 
 from __future__ import annotations
 
-import hashlib
 import html
-import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -30,25 +28,7 @@ import pandas as pd
 from ..data import Dataset
 from ..errors import ValidationError
 
-__all__ = ["audit", "AuditReport", "row_digests"]
-
-
-def row_digests(dataset: Dataset, include_label: bool = True) -> list[bytes]:
-    """SHA-256 of each row's canonical bytes (features, and the label when asked)."""
-    X = np.ascontiguousarray(dataset.X, dtype="<f8") + 0.0  # -0.0 -> 0.0
-    labels = dataset.y
-    digests = []
-    for i in range(dataset.n_samples):
-        h = hashlib.sha256(X[i].tobytes())
-        if include_label:
-            label = labels[i]
-            if isinstance(label, (float, np.floating)):
-                raw = struct.pack("<d", float(label) + 0.0)
-            else:
-                raw = str(label.item() if hasattr(label, "item") else label).encode("utf-8")
-            h.update(struct.pack("<Q", len(raw)) + raw)
-        digests.append(h.digest())
-    return digests
+__all__ = ["audit", "AuditReport"]
 
 
 @dataclass
@@ -122,7 +102,7 @@ class AuditReport:
 def _exact(dataset: Dataset, owner: np.ndarray, include_label: bool) -> pd.DataFrame:
     first: dict[bytes, int] = {}
     records = []
-    for row, digest in enumerate(row_digests(dataset, include_label)):
+    for row, digest in enumerate(dataset.row_digests(include_label=include_label)):
         if digest in first:
             original = first[digest]
             records.append(

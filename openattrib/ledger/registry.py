@@ -1,0 +1,241 @@
+"""The contribution registry: who submitted which rows first, without storing the rows.
+
+A contribution is one ``"contribution"`` entry of the log (contributor, number of rows and
+the Merkle root of the rows' content digests) plus the digests themselves in the table
+``contribution_rows(entry, position, digest)``, sorted by digest within a registration and
+bound to the log by the entry's ``rows_root``: :meth:`Ledger.verify
+<openattrib.ledger.Ledger.verify>` recomputes every root from the stored digests.
+
+The ledger knows nothing about what a row *is*: it receives 32-byte digests (or anything
+with a ``row_digests()`` method, such as :class:`openattrib.Dataset`, whose
+:meth:`~openattrib.Dataset.row_digests` defines the canonical encoding) and answers
+questions about them: which registration holds a digest first, and a Merkle proof that a
+row is in a registration (:class:`RowProof`). A digest is a SHA-256 of the row's content;
+it hides the row only as well as the row is hard to guess.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import ValidationError, VerificationError
+from . import merkle
+from .merkle import HASH_SIZE, _hash, _size
+
+__all__ = ["Registration", "RowProof", "verify_row", "as_digests"]
+
+logger = logging.getLogger("openattrib")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS contribution_rows (entry INTEGER NOT NULL, position INTEGER NOT NULL,
+                                              digest BLOB NOT NULL,
+                                              PRIMARY KEY (entry, position)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS contribution_rows_by_digest ON contribution_rows (digest, entry);
+"""
+_CHUNK = 500  # SQLite host parameters per IN (...) query
+
+
+@dataclass(frozen=True)
+class Registration:
+    """One registered contribution (what :meth:`Ledger.append_contribution` returns).
+
+    Attributes
+    ----------
+    index : int
+        The log entry of the registration (registrations are ordered by it).
+    contributor : str
+    n_rows : int
+    rows_root : bytes
+        RFC 6962 root over the sorted row digests.
+    created : bool
+        False when the same contributor had already registered exactly these rows: nothing
+        was appended and ``index`` is the earlier registration.
+    collisions : list of (index, contributor, n_rows)
+        Earlier registrations by *other* contributors that already hold some of these rows
+        (exact content), with how many: reported, never refused -- provenance decides who
+        owns them.
+    """
+
+    index: int
+    contributor: str
+    n_rows: int
+    rows_root: bytes
+    created: bool = True
+    collisions: list[tuple[int, str, int]] = field(default_factory=list)
+
+    @property
+    def n_colliding(self) -> int:
+        return sum(count for _, _, count in self.collisions)
+
+
+@dataclass(frozen=True)
+class RowProof:
+    """Proof that a row digest is in registration ``index`` (``n_rows`` rows, ``rows_root``).
+
+    The registration entry itself is proven in the log with
+    :meth:`Ledger.inclusion_proof <openattrib.ledger.Ledger.inclusion_proof>`; its record
+    holds ``rows_root``.
+    """
+
+    index: int
+    contributor: str
+    digest: bytes
+    position: int
+    n_rows: int
+    rows_root: bytes
+    path: tuple[bytes, ...]
+
+    def verify(self, digest: bytes | None = None) -> bool:
+        """True when ``digest`` (default the proof's own) is at ``position`` under ``rows_root``."""
+        return verify_row(self, self.digest if digest is None else digest)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "type": "openattrib-row-inclusion",
+            "index": self.index,
+            "contributor": self.contributor,
+            "digest": self.digest.hex(),
+            "position": self.position,
+            "n_rows": self.n_rows,
+            "rows_root": self.rows_root.hex(),
+            "path": [h.hex() for h in self.path],
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RowProof:
+        try:
+            return cls(
+                index=_size(data["index"], "index"),
+                contributor=str(data["contributor"]),
+                digest=_hash(bytes.fromhex(data["digest"]), "digest"),
+                position=_size(data["position"], "position"),
+                n_rows=_size(data["n_rows"], "n_rows"),
+                rows_root=_hash(bytes.fromhex(data["rows_root"]), "rows_root"),
+                path=tuple(bytes.fromhex(h) for h in data["path"]),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            if isinstance(exc, VerificationError):
+                raise
+            raise VerificationError(f"malformed row proof: {exc!r}") from None
+
+
+def verify_row(proof: RowProof, digest: bytes, rows_root: bytes | None = None) -> bool:
+    """Check that ``digest`` is in the registration whose Merkle root is ``rows_root``.
+
+    ``rows_root`` defaults to the proof's; pass the one read from the (proven) ledger entry
+    to not trust the proof's copy. False for any other digest, position or root.
+    """
+    root = proof.rows_root if rows_root is None else _hash(rows_root, "rows_root")
+    return merkle.verify_inclusion(
+        merkle.leaf_hash(_hash(digest, "digest")),
+        proof.position,
+        proof.n_rows,
+        list(proof.path),
+        root,
+    )
+
+
+def as_digests(rows: Any) -> list[bytes]:
+    """Sorted 32-byte digests of ``rows``: an object with ``row_digests()`` or digests."""
+    if hasattr(rows, "row_digests"):
+        digests = list(rows.row_digests())
+    elif isinstance(rows, (bytes, str)) or not isinstance(rows, Iterable):
+        raise ValidationError(
+            "dataset_rows must be a Dataset (anything with row_digests()) or a sequence of "
+            f"32-byte row digests, got {type(rows).__name__}"
+        )
+    else:
+        digests = list(rows)
+    for position, digest in enumerate(digests):
+        if not isinstance(digest, (bytes, bytearray)) or len(digest) != HASH_SIZE:
+            raise ValidationError(
+                f"row digest {position} must be {HASH_SIZE} bytes (a SHA-256 from "
+                f"Dataset.row_digests()), got {type(digest).__name__} {digest!r:.40}"
+            )
+    if not digests:
+        raise ValidationError("a contribution needs at least one row; got none")
+    return sorted(bytes(d) for d in digests)
+
+
+def store_rows(db: sqlite3.Connection, index: int, digests: Sequence[bytes]) -> None:
+    db.executemany(
+        "INSERT INTO contribution_rows(entry, position, digest) VALUES (?, ?, ?)",
+        [(index, position, digest) for position, digest in enumerate(digests)],
+    )
+
+
+def stored_rows(db: sqlite3.Connection, index: int) -> list[bytes]:
+    rows = db.execute(
+        "SELECT digest FROM contribution_rows WHERE entry = ? ORDER BY position", (index,)
+    )
+    return [bytes(d) for (d,) in rows]
+
+
+def holders(db: sqlite3.Connection, digests: Iterable[bytes]) -> dict[bytes, list[int]]:
+    """For each registered digest, the registration entries holding it, in log order."""
+    unique = list(dict.fromkeys(bytes(d) for d in digests))
+    found: dict[bytes, list[int]] = {}
+    for start in range(0, len(unique), _CHUNK):
+        chunk = unique[start : start + _CHUNK]
+        marks = ",".join("?" * len(chunk))
+        query = (
+            f"SELECT DISTINCT digest, entry FROM contribution_rows WHERE digest IN ({marks}) "
+            "ORDER BY entry"
+        )
+        for digest, entry in db.execute(query, chunk):
+            found.setdefault(bytes(digest), []).append(int(entry))
+    return found
+
+
+def collisions(
+    db: sqlite3.Connection, digests: Sequence[bytes], contributor: str, owners: dict[int, str]
+) -> list[tuple[int, str, int]]:
+    """Earlier registrations by other contributors holding some of ``digests``."""
+    counts: dict[int, int] = {}
+    for digest, entries in holders(db, digests).items():
+        entry = entries[0]
+        if owners[entry] != contributor:
+            counts[entry] = counts.get(entry, 0) + sum(1 for d in digests if d == digest)
+    return [(entry, owners[entry], count) for entry, count in sorted(counts.items())]
+
+
+def row_path(digests: Sequence[bytes], digest: bytes) -> tuple[int, list[bytes]]:
+    """Position of ``digest`` in the sorted ``digests`` and its Merkle audit path."""
+    import bisect
+
+    position = bisect.bisect_left(digests, digest)
+    if position == len(digests) or digests[position] != digest:
+        raise ValidationError(
+            f"row digest {digest.hex()[:16]}... is not in this registration; check the row's "
+            "content (features and label) or the registration index"
+        )
+    return position, merkle.inclusion_proof(list(digests), position)
+
+
+def check_roots(
+    db: sqlite3.Connection, records: dict[int, dict[str, Any]]
+) -> list[tuple[int, str]]:
+    """Problems between contribution records and their stored digests (for ``verify``)."""
+    problems = []
+    for index, record in records.items():
+        digests = stored_rows(db, index)
+        if len(digests) != record.get("n_rows") or merkle.root(digests).hex() != record.get(
+            "rows_root"
+        ):
+            problems.append(
+                (
+                    index,
+                    f"contribution {index}: the stored row digests ({len(digests)}) do not hash "
+                    "to the registered rows_root (digests were changed, added or removed)",
+                )
+            )
+    for (entry,) in db.execute("SELECT DISTINCT entry FROM contribution_rows ORDER BY entry"):
+        if entry not in records:
+            problems.append(
+                (entry, f"row digests are stored for entry {entry}, not a contribution")
+            )
+    return problems
