@@ -189,3 +189,33 @@ def test_row_inclusion_proofs_verify_and_fail_for_any_altered_row(data, which, f
         assert not verify_row(proofs[i], altered, root)
         assert not proofs[i].verify(altered)
         assert led.verify().ok
+
+
+# ------------------------------------------------------------------ command line
+def test_cli_register_in_file_order_idempotent_and_one_line_errors(tmp_path, capsys):
+    from openattrib.cli import main
+    from openattrib.datasets import DATA_DIR
+
+    path, csv = tmp_path / "l.sqlite", str(DATA_DIR / "demo_contributors.csv")
+    args = ["ledger", "register", str(path), "--data", csv, "--target", "label"]
+    assert main([*args, "--contributor", "contributor"]) == 0
+    out = capsys.readouterr().out
+    assert "registered dave: 30 rows, entry 3" in out
+    assert "30 rows were registered earlier by alice (entry 0)" in out
+    assert main([*args, "--contributor", "contributor", "--only", "bob"]) == 0
+    assert "already registered bob: 50 rows, entry 1" in capsys.readouterr().out
+    with Ledger(path) as led:
+        assert [r.contributor for r in led.contributions()] == [
+            "alice",
+            "bob",
+            "carol",
+            "dave",
+            "erin",
+            "frank",
+            "grace",
+            "heidi",
+        ]
+        assert led.size == 8 and led.verify().ok
+    assert main([*args, "--contributor", "contributor", "--only", "zed"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("openattrib: error: --only names contributor(s) ['zed']")

@@ -32,6 +32,22 @@ def add_ledger_parser(commands: Any) -> None:
     p.add_argument("--origin", help="log name, only when creating the ledger")
     p.set_defaults(handler=run_append)
 
+    p = sub.add_parser(
+        "register",
+        help="register contributors' submitted rows (digests and Merkle roots, not the data)",
+        description="Register each contributor's rows of a CSV file in the ledger's "
+        "contribution registry, in the order the contributors first appear in the file (their "
+        "submission order). Re-registering the same rows is a no-op; rows someone else "
+        "registered earlier are reported.",
+    )
+    p.add_argument("ledger", type=Path, help="ledger file (created if missing)")
+    p.add_argument("--data", required=True, type=Path, help="the submitted rows (CSV)")
+    p.add_argument("--target", required=True, help="name of the label column")
+    p.add_argument("--contributor", required=True, help="name of the contributor column")
+    p.add_argument("--only", action="append", help="register only this contributor (repeatable)")
+    p.add_argument("--origin", help="log name, only when creating the ledger")
+    p.set_defaults(handler=run_register)
+
     p = sub.add_parser("show", help="print the ledger summary or one entry")
     p.add_argument("ledger", type=Path)
     p.add_argument("index", type=int, nargs="?", help="entry to print (default: summary)")
@@ -148,6 +164,34 @@ def run_append(args: argparse.Namespace) -> int:
         else:
             entry = led.append_allocation(allocation, run=args.for_run)
             lines = [f"appended allocation as entry {entry.index} (leaf {entry.leaf_hash.hex()})"]
+        lines.append(f"ledger size {led.size}, root {led.root().hex()}")
+    _emit("\n".join(lines), None)
+    return 0
+
+
+def run_register(args: argparse.Namespace) -> int:
+    from ..data import Dataset
+
+    data = Dataset.from_csv(args.data, target=args.target, contributor=args.contributor)
+    groups = data.groups()
+    names = list(groups) if not args.only else list(dict.fromkeys(args.only))
+    unknown = [name for name in names if name not in groups]
+    if unknown:
+        raise ValidationError(
+            f"--only names contributor(s) {unknown} that have no rows in {args.data}; "
+            f"known: {list(groups)[:10]}"
+        )
+    lines = []
+    with _open(args.ledger, create=True, origin=args.origin) as led:
+        for name in names:
+            reg = led.append_contribution(name, data.subset(groups[name]))
+            state = "registered" if reg.created else "already registered"
+            line = (
+                f"{state} {name}: {reg.n_rows} rows, entry {reg.index}, root {reg.rows_root.hex()}"
+            )
+            for index, owner, count in reg.collisions:
+                line += f"; {count} rows were registered earlier by {owner} (entry {index})"
+            lines.append(line)
         lines.append(f"ledger size {led.size}, root {led.root().hex()}")
     _emit("\n".join(lines), None)
     return 0
