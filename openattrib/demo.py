@@ -1,12 +1,17 @@
 """The main job: the whole pipeline on the committed demo data.
 
-1. value the eight demo contributors: exact Shapley, truncated Monte Carlo Shapley and
-   Banzhaf with error bars, and leave-one-out;
-2. allocate a token pool from the Monte Carlo values (exact integers, uncertainty-aware);
-3. audit the data for copied rows;
-4. append the run and its allocation to a Merkle ledger, sign a checkpoint, prove the
+1. register the eight demo contributors' submissions in the ledger's contribution registry,
+   in the data card's submission order, and decide who owns each row (first registrant;
+   copies of someone else's rows, exact or near, belong to the original's registrant);
+2. value the *owned* data (each row once, credited to its owner): exact Shapley,
+   truncated Monte Carlo Shapley and Banzhaf with error bars, and leave-one-out;
+3. allocate a token pool from the Monte Carlo values (exact integers, uncertainty-aware),
+   so copiers are paid nothing for copied rows; the same recipe on the submitted data
+   shows what they would have been paid (withheld);
+4. audit the data for copied rows;
+5. append the run and its allocation to a Merkle ledger, sign a checkpoint, prove the
    allocation's inclusion and verify it; export the on-chain claims file;
-5. write one self-contained HTML report.
+6. write one self-contained HTML report, with a section "who copied whom".
 
 It is a consumer of the public API (like the CLI and the experiments) and is what
 ``make demo`` runs.
@@ -29,9 +34,12 @@ from . import datasets, methods
 from .games import ModelUtility
 from .recipe import compute, make_model
 from .result import Attribution
-from .rewards import allocate, audit
+from .rewards import allocate, audit, provenance
 
-__all__ = ["run_demo", "DemoSummary", "DEMO_RECIPE", "DEMO_POOL"]
+__all__ = ["run_demo", "DemoSummary", "DEMO_RECIPE", "DEMO_POOL", "DEMO_SUBMISSION_ORDER"]
+
+#: the order the contributors submitted their data (data/DATA_CARD.md, "Contributors")
+DEMO_SUBMISSION_ORDER = ("alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi")
 
 #: the recorded run: truncated Monte Carlo Shapley over contributors (reproducible by seed)
 DEMO_RECIPE: dict[str, Any] = {
@@ -59,6 +67,10 @@ class DemoSummary:
     table: pd.DataFrame | None = None
     allocation: Any = None
     audit: Any = None
+    provenance: Any = None
+    before: Any = None
+    copies: pd.DataFrame | None = None
+    payouts: pd.DataFrame | None = None
     files: dict[str, Path] = field(default_factory=dict)
     ledger_ok: bool = False
     seconds: float = 0.0
@@ -94,26 +106,43 @@ def run_demo(
     out.mkdir(parents=True, exist_ok=True)
     summary = DemoSummary(out_dir=out)
 
-    # ------------------------------------------------------------------ value
+    # ----------------------------------------------------------- register, own
     train, valid = datasets.load_demo()
     say(
         f"Demo data: {train.n_samples} training rows from {train.n_contributors} contributors, "
         f"{valid.n_samples} validation rows (dataset {train.content_hash()[:12]})"
     )
+    groups = train.groups()
+    with Ledger(out / "ledger.sqlite", create=True, origin="openattrib.demo/ledger") as led:
+        for name in DEMO_SUBMISSION_ORDER:  # idempotent: a re-run registers nothing new
+            reg = led.append_contribution(name, train.subset(groups[name]))
+            clash = "".join(
+                f"; {count} rows registered earlier by {owner} (entry {index})"
+                for index, owner, count in reg.collisions
+            )
+            say(f"registry: {name} {reg.n_rows} rows at entry {reg.index}{clash}")
+        ownership = provenance(train, led)
+    summary.provenance = ownership
+    owned = ownership.owned()
+    say(f"{ownership!r}\n")
+
+    # ------------------------------------------------------------------ value
     model = make_model(DEMO_RECIPE["model"], train.task)
-    game = ModelUtility(model, train, valid, scorer="accuracy", players="contributors")
-    say(f"Model {model!r}: validation accuracy with all data {game.grand_value:.3f}\n")
+    game = ModelUtility(model, owned, valid, scorer="accuracy", players="contributors")
+    say(f"Model {model!r}: validation accuracy with the owned data {game.grand_value:.3f}\n")
     inputs = methods.MethodInput(
-        train, valid, players="contributors", make_game=lambda: game, progress=progress
+        owned, valid, players="contributors", make_game=lambda: game, progress=progress
     )  # one game: exact Shapley, Banzhaf and LOO share its cache of fitted coalitions
-    exact = methods.run("exact_shapley", inputs)
-    tmc = compute(DEMO_RECIPE, train, valid, progress=progress)
-    bz = methods.run("banzhaf", inputs, {"budget": 2000}, seed=0)
-    leave_one_out = methods.run("loo", inputs)
+    exact = ownership.credit(methods.run("exact_shapley", inputs))
+    tmc = compute(DEMO_RECIPE, train, valid, progress=progress, ownership=ownership)
+    bz = ownership.credit(methods.run("banzhaf", inputs, {"budget": 2000}, seed=0))
+    leave_one_out = ownership.credit(methods.run("loo", inputs))
+    summary.before = compute(DEMO_RECIPE, train, valid, progress=progress)  # without provenance
     summary.attributions = {"exact_shapley": exact, "tmc": tmc, "banzhaf": bz, "loo": leave_one_out}
     table = pd.DataFrame(
         {
-            "rows": [len(train.groups()[name]) for name in exact.names],
+            "rows": [len(groups[name]) for name in exact.names],
+            "owned rows": ownership.contributors.loc[exact.names, "owned"].to_numpy(),
             "exact shapley": exact.values,
             "tmc shapley": tmc.values,
             "tmc stderr": tmc.stderr,
@@ -140,6 +169,18 @@ def run_demo(
     say(pay.to_string())
     total = sum(allocation.amounts.values())
     say(f"sum of amounts = {total} ({'exactly the pool' if total == DEMO_POOL else 'MISMATCH'})\n")
+    before = allocate(summary.before, DEMO_POOL, policy="uncertainty_aware")
+    summary.payouts = pd.DataFrame(
+        {
+            "without provenance": [before.amounts.get(n, 0) for n in pay.index],
+            "owned data": [allocation.amounts.get(n, 0) for n in pay.index],
+        },
+        index=pay.index,
+    )
+    summary.copies = _withheld(ownership, before, allocation)
+    say("Who copied whom (amounts without provenance are withheld from copiers):")
+    say(summary.copies.to_string())
+    say("")
 
     # ------------------------------------------------------------------ audit
     report_audit = audit(train, exact)
@@ -155,7 +196,7 @@ def run_demo(
     if not key_path.exists():
         keys.save_signing_key(keys.generate_signing_key(), key_path)
     public_key = keys.load_public_key(Path(f"{key_path}.pub"))
-    with Ledger(out / "ledger.sqlite", create=True, origin="openattrib.demo/ledger") as led:
+    with Ledger(out / "ledger.sqlite", origin="openattrib.demo/ledger") as led:
         run_entry = led.append_run(tmc)
         alloc_entry = led.append_allocation(allocation, run=run_entry.index)
         checkpoint = led.checkpoint(key_path)
@@ -193,10 +234,54 @@ def run_demo(
     for label, result in summary.attributions.items():
         summary.files[label] = result.save(out / f"{label}.json")
     summary.files["allocation"] = allocation.save(out / "allocation.json")
+    payouts = {
+        "ownership": ownership.summary(),
+        "payouts": {
+            name: {k: str(v) for k, v in row.items()}
+            for name, row in summary.payouts.to_dict(orient="index").items()
+        },
+        "withheld": {r["copier"]: str(r["withheld"]) for r in summary.copies.to_dict("records")},
+    }
+    summary.files["provenance"] = atomic_write_bytes(
+        out / "provenance.json", canonical_json(payouts)
+    )
     summary.seconds = time.perf_counter() - started
     summary.files["report"] = _write_report(summary, checkpoint, proof, claims, train)
     say(f"\nReport: {summary.files['report'].resolve()}  ({summary.seconds:.1f} s)")
     return summary
+
+
+def _withheld(ownership: Any, before: Any, after: Any) -> pd.DataFrame:
+    """Per (copier, owner, kind): rows, evidence, and the payout the copier no longer gets."""
+    pairs = ownership.who_copied_whom()
+    evidence = ownership.copies
+    records = []
+    for pair in pairs.itertuples():
+        rows = evidence[
+            (evidence["contributor"] == pair.copier) & (evidence["owner"] == pair.owner)
+        ]
+        rows = rows[rows["kind"] == pair.kind]
+        sample = ", ".join(
+            f"{r.row}->{r.original_row}" + (f" ({r.rms_distance:.3f})" if r.kind == "near" else "")
+            for r in rows.head(3).itertuples()
+        )
+        records.append(
+            {
+                "copier": pair.copier,
+                "owner": pair.owner,
+                "kind": pair.kind,
+                "rows": int(pair.rows),
+                "max RMS distance": pair.max_rms_distance,
+                "registrations": pair.registrations,
+                "evidence (row->original)": sample + (", ..." if len(rows) > 3 else ""),
+                "paid without provenance": before.amounts.get(pair.copier, 0),
+                "paid now": after.amounts.get(pair.copier, 0),
+            }
+        )
+    frame = pd.DataFrame.from_records(records)
+    if not frame.empty:
+        frame["withheld"] = frame["paid without provenance"] - frame["paid now"]
+    return frame
 
 
 def _write_report(
@@ -227,6 +312,17 @@ def _write_report(
     summary.allocation.plot(ax=ax)
     report.add_figure(fig, caption="Share of the pool")
     plt.close(fig)
+    report.add_heading("Who copied whom")
+    report.add_text(
+        "Each contributor registered its submission in the ledger (row digests and their "
+        "Merkle root) in the data card's order; a row belongs to whoever registered it (or "
+        "the row it nearly copies) first. Copied rows were valued once, for their owner; "
+        "'withheld' is what the same recipe would have paid the copier without provenance."
+    )
+    report.add_table(summary.copies)
+    report.add_table(summary.provenance.contributors)
+    report.add_text("Payouts (base units) of the same recipe without and with provenance:")
+    report.add_table(summary.payouts)
     report.add_heading("Gaming audit")
     report.add_table(summary.audit.contributors)
     report.add_heading("Ledger")

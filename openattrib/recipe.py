@@ -101,15 +101,35 @@ def compute(
     progress: bool = True,
     n_jobs: int = 1,
     scheduler: str | None = None,
+    ownership: Any = None,
 ) -> Attribution:
     """Run a recipe on prepared data; the result's provenance records the recipe.
 
     The method is looked up in :mod:`openattrib.methods` (canonical names and the older
     aliases such as ``tmc`` or ``oob``); parameters the recipe leaves out take the
     registry's defaults. ``n_jobs`` and ``scheduler`` choose where the work runs; by
-    design they do not change the numbers, so they are not part of the recipe.
+    design they do not change the numbers, so they are not part of the recipe. With ``ownership`` (a
+    :class:`~openattrib.rewards.Provenance` of ``train``'s rows), the owned data is valued
+    (each row once, credited to its first registrant) and the result mapped back to
+    ``train``'s rows or contributors, copiers' copied rows at 0; the recipe then records
+    ``"ownership"`` (its parameters) so the run can be recomputed from the ledger.
     """
     from . import methods
+
+    if ownership is not None:
+        recipe = {**recipe, "ownership": ownership.recipe()}
+        inner = {k: v for k, v in recipe.items() if k != "ownership"}
+        owned = compute(
+            inner,
+            ownership.owned(train),
+            valid,
+            progress=progress,
+            n_jobs=n_jobs,
+            scheduler=scheduler,
+        )
+        result = ownership.credit(owned, train)
+        result.provenance["recipe"] = recipe
+        return result
 
     name = recipe.get("method")
     if not isinstance(name, str):

@@ -10,6 +10,7 @@ import pytest
 import openattrib as oa
 from openattrib.cli import main
 from openattrib.datasets import DATA_DIR
+from openattrib.demo import DEMO_SUBMISSION_ORDER
 
 
 @pytest.fixture(scope="module")
@@ -31,17 +32,48 @@ def test_demo_outputs(demo_run, capsys):
     alloc = oa.Allocation.load(out / "allocation.json")
     assert sum(alloc.amounts.values()) == alloc.pool
     html = (out / "report.html").read_text()
-    for heading in ("Contributor values", "Reward allocation", "Gaming audit", "Ledger"):
+    for heading in (
+        "Contributor values",
+        "Reward allocation",
+        "Who copied whom",
+        "Gaming audit",
+        "Ledger",
+    ):
         assert heading in html
+    assert "withheld" in html and "dave [3] after alice [0]" in html
+
+
+def test_demo_pays_copiers_nothing_and_the_original_at_least_as_much(demo_run):
+    alloc = oa.Allocation.load(demo_run / "allocation.json")
+    tmc = oa.Attribution.load(demo_run / "tmc.json")
+    assert alloc.amounts["dave"] == alloc.amounts["erin"] == 0
+    ownership = tmc.provenance["ownership"]
+    truth = json.loads((DATA_DIR / "demo_truth.json").read_text())["contributors"]
+    copied = [
+        c
+        for name in ("dave", "erin")
+        for c, _ in truth[name][f"{'exact' if name == 'dave' else 'near'}_duplicate_of"]
+    ]
+    assert ownership["dropped_rows"] == sorted(copied)
+    # the same recipe and policy on the submitted data, as before provenance existed
+    record = json.loads((demo_run / "provenance.json").read_text())
+    before = {name: int(row["without provenance"]) for name, row in record["payouts"].items()}
+    assert sum(before.values()) == alloc.pool and before["dave"] > 0 and before["erin"] > 0
+    assert {k: int(v) for k, v in record["withheld"].items()} == {
+        "dave": before["dave"],
+        "erin": before["erin"],
+    }
+    assert alloc.amounts["alice"] >= before["alice"]
 
 
 def test_demo_ledger_verifies_and_run_reproduces(demo_run, capsys):
     out = demo_run
     ledger = out / "ledger.sqlite"
     with oa.Ledger(ledger) as led:
-        assert led.size == 2
+        assert led.size == 10  # 8 registrations, the run, its allocation
+        assert [r.contributor for r in led.contributions()] == list(DEMO_SUBMISSION_ORDER)
         assert led.verify().ok
-        run = led.entry(0).record
+        run = led.entry(8).record
     assert run["provenance"]["recipe"]["method"] == "permutation_shapley"
     capsys.readouterr()
     code = main(
@@ -49,7 +81,7 @@ def test_demo_ledger_verifies_and_run_reproduces(demo_run, capsys):
             "ledger",
             "reproduce",
             str(ledger),
-            "0",
+            "8",
             "--data",
             str(DATA_DIR / "demo_contributors.csv"),
             "--valid",

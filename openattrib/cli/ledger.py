@@ -338,10 +338,18 @@ def run_reproduce(args: argparse.Namespace) -> int:
     from ..data import Dataset
     from ..errors import ValidationError
     from ..recipe import compute, depends_on_time, prepare_data
+    from ..rewards import provenance
 
     with _open(args.ledger) as led:
         entry = led.entry(args.index)
-    record = entry.record
+        record = entry.record
+        recipe = (record.get("provenance") or {}).get("recipe") or {}
+        ownership = None
+        if recipe.get("ownership") is not None:  # valued on owned data: same registry
+            raw = Dataset.from_csv(
+                args.data, target=recipe["target"], contributor=recipe.get("contributor")
+            )
+            ownership = provenance(raw, led, **recipe["ownership"])
     if record.get("kind") != "run":
         raise ValidationError(f"entry {args.index} is a {record.get('kind')!r} entry, not a run")
     recipe = (record.get("provenance") or {}).get("recipe")
@@ -360,7 +368,9 @@ def run_reproduce(args: argparse.Namespace) -> int:
             f"{args.data} does not give the recorded training data: content hash "
             f"{train.content_hash()[:16]}... but the run recorded {str(record.get('dataset_hash'))[:16]}..."
         )
-    result = compute(recipe, train, valid, progress=not args.no_progress, n_jobs=args.n_jobs)
+    result = compute(
+        recipe, train, valid, progress=not args.no_progress, n_jobs=args.n_jobs, ownership=ownership
+    )
     recomputed = result.result_hash()
     same = recomputed == record["result_hash"]
     print(f"recorded result hash   {record['result_hash']}")

@@ -111,10 +111,28 @@ class Provenance:
     def n_samples(self) -> int:
         return int(self.owner.shape[0])
 
-    def owned(self) -> Dataset:
-        """The deduplicated data set: kept rows only, each labelled with its owner."""
-        data = self._dataset.subset(np.flatnonzero(self.kept))
-        return data.with_contributors(self.owner[self.kept])
+    def owned(self, dataset: Dataset | None = None) -> Dataset:
+        """The deduplicated data set: kept rows only, each labelled with its owner.
+
+        ``dataset`` (default the one provenance was computed on) may be a transformed copy
+        with the same rows in the same order, e.g. with standardised features.
+        """
+        data = self._check_rows(dataset)
+        return data.subset(np.flatnonzero(self.kept)).with_contributors(self.owner[self.kept])
+
+    def recipe(self) -> dict[str, Any]:
+        """The parameters a recipe records to recompute this provenance from the ledger."""
+        return {k: self.parameters[k] for k in ("near_threshold", "unregistered")}
+
+    def _check_rows(self, dataset: Dataset | None) -> Dataset:
+        if dataset is None:
+            return self._dataset
+        if not isinstance(dataset, Dataset) or dataset.n_samples != self.n_samples:
+            raise ValidationError(
+                f"dataset must be the {self.n_samples} rows this provenance was computed "
+                f"for (in the same order), got {getattr(dataset, 'n_samples', dataset)!r}"
+            )
+        return dataset
 
     def who_copied_whom(self) -> pd.DataFrame:
         """Copies grouped by (copier, owner, kind): rows, distances, registrations."""
@@ -140,15 +158,21 @@ class Provenance:
             )
         return pd.DataFrame.from_records(records, columns=columns)
 
-    def credit(self, attribution: Attribution) -> Attribution:
+    def credit(self, attribution: Attribution, dataset: Dataset | None = None) -> Attribution:
         """Map a result computed on :meth:`owned` back to the submitted data.
 
         Point level: one value per submitted row (named ``"0", "1", ...`` like the
         estimators), dropped rows valued 0, each row's contributor set to its *owner* so
         ``by_contributor()`` pays owners. Contributor level: every submitter and owner,
-        those owning nothing at 0. ``provenance["ownership"]`` lists the dropped rows.
+        those owning nothing at 0. ``provenance["ownership"]`` lists the dropped rows;
+        ``provenance["dataset_hash"]`` becomes that of the submitted ``dataset`` (default the
+        one provenance was computed on) and the owned data's is kept in the ownership record.
         """
-        ownership = self.summary()
+        data = self._check_rows(dataset)
+        ownership = {
+            **self.summary(),
+            "owned_dataset_hash": attribution.provenance.get("dataset_hash"),
+        }
         if attribution.level == "points":
             n_kept = int(self.kept.sum())
             if len(attribution) != n_kept:
@@ -197,7 +221,11 @@ class Provenance:
             method=attribution.method,
             parameters=attribution.parameters,
             seed=attribution.seed,
-            provenance={**attribution.provenance, "ownership": ownership},
+            provenance={
+                **attribution.provenance,
+                "dataset_hash": data.content_hash(),
+                "ownership": ownership,
+            },
             level=attribution.level,
             contributors=contributors,
             diagnostics=attribution.diagnostics,
