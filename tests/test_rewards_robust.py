@@ -11,12 +11,8 @@ import pytest
 
 import openattrib as oa
 from openattrib.errors import ValidationError
-from openattrib.rewards import (
-    contributor_similarity,
-    replicate,
-    robust_shapley,
-    similarity_discount,
-)
+from openattrib.experiments import replicate
+from openattrib.rewards import contributor_similarity, robust_shapley, similarity_discount
 
 
 def shapley_by_permutations(value, n):
