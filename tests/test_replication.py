@@ -149,3 +149,52 @@ def test_replication_runs_a_monte_carlo_method_through_the_registry(partitioned_
     game = ModelUtility(model, train, valid, players="contributors")
     total = game(np.ones(game.n_players, bool)) - game(np.zeros(game.n_players, bool))
     assert table["total_value"].iloc[0] == pytest.approx(total, abs=1e-12)
+
+
+# ------------------------------------------------------------------ registry and split
+def test_split_deals_the_rows_to_the_identities(small):
+    train, _ = small
+    rows = train.groups()["c1"]
+    split, ids = replicate(train, "c1", 2, "split")
+    assert ids == ["c1", "c1~sybil1", "c1~sybil2"] and split.n_samples == train.n_samples
+    np.testing.assert_array_equal(split.X, train.X)
+    sizes = [split.groups()[i].size for i in ids]
+    assert sum(sizes) == rows.size and max(sizes) - min(sizes) <= 1
+    with pytest.raises(ValidationError, match="cannot split"):
+        replicate(train, "c1", rows.size, "split")
+
+
+def test_registry_makes_copies_worthless_for_every_method(small):
+    # with the registry, the copies belong to c1 and are dropped: the owned data is the
+    # honest data, so every value and share equals the honest one exactly
+    train, valid = small
+    table = replication_experiment(
+        train,
+        valid,
+        "c1",
+        copies=(0, 2),
+        methods=("exact_shapley", "loo", "knn_shapley", "robust_shapley"),
+        modes=("own_name", "sybil"),
+        registry=True,
+    )
+    assert table.attrs["registry"] is True
+    assert (table["share_change"].abs() <= 1e-12).all()
+    assert (table["identities"].xs(2, level="copies").xs("sybil", level="mode") == 3).all()
+
+
+def test_robust_shapley_discounts_sybil_copies_without_the_registry(small):
+    train, valid = small
+    table = replication_experiment(
+        train,
+        valid,
+        "c1",
+        copies=(0, 2),
+        methods=("exact_shapley", "robust_shapley"),
+        modes=("sybil",),
+    )
+    plain = table.loc[("sybil", "exact_shapley", 2), "copier_value"]
+    robust = table.loc[("sybil", "robust_shapley", 2), "copier_value"]
+    honest = table.loc[("sybil", "exact_shapley", 0), "copier_value"]
+    assert robust == pytest.approx(plain / 4)  # each of 3 perfect replicas: exp(-ln2 * 2)
+    if honest > 0:
+        assert robust <= honest + 1e-12

@@ -2,9 +2,18 @@
 
 A contributor can submit its rows again, either under its own name (``"own_name"``: the
 rows appear ``k`` more times in its own data) or as ``k`` new sybil identities, each holding a
-copy (``"sybil"``). :func:`replication_experiment` re-values the contributors after each
-manipulation and reports the copier's share of the pool. A payout rule is
-*replication-robust* when the share does not grow with ``k``.
+copy (``"sybil"``), or split its rows among itself and ``k`` sybils (``"split"``: no row is
+copied, each identity registers its own part). :func:`replication_experiment` re-values the
+contributors after each manipulation and reports the copier's share of the pool. A payout
+rule is *replication-robust* when the share does not grow with ``k``.
+
+With ``registry=True`` every variant goes through the contribution registry first: the
+identities register their rows in order of appearance (the honest contributors, then the
+copies), :func:`openattrib.rewards.provenance` gives each row to its first registrant, and
+the owned data is valued (:meth:`~openattrib.rewards.Provenance.credit` maps the values
+back to the identities). Copies then earn nothing; a split is not a copy and is untouched.
+The method ``"robust_shapley"`` (:func:`openattrib.rewards.robust_shapley`) is the
+similarity-discounted Shapley value of Agarwal, Dahleh & Sarkar.
 
 Background: Shapley values are not replication-robust (Agarwal, Dahleh & Sarkar 2019, "A
 Marketplace for Data: An Algorithmic Solution", EC '19; Ohrimenko, Tople & Tschiatschek 2019,
@@ -38,7 +47,7 @@ log = logging.getLogger("openattrib")
 
 #: the methods compared by default (names of :mod:`openattrib.methods`)
 DEFAULT_METHODS = ("exact_shapley", "exact_banzhaf", "loo", "knn_shapley")
-MODES = ("own_name", "sybil")
+MODES = ("own_name", "sybil", "split")
 #: names this function took before the method registry (exact enumeration both)
 _OLD_NAMES = {"shapley": "exact_shapley", "banzhaf": "exact_banzhaf"}
 
@@ -46,11 +55,12 @@ _OLD_NAMES = {"shapley": "exact_shapley", "banzhaf": "exact_banzhaf"}
 def replicate(
     train: Dataset, contributor: str, copies: int, mode: str
 ) -> tuple[Dataset, list[str]]:
-    """``train`` with ``contributor``'s rows appended ``copies`` more times.
+    """``train`` with ``contributor``'s rows appended ``copies`` more times (or split).
 
     Returns the new data set and the identities the copier controls. With
     ``mode="own_name"`` the copies keep the contributor's id; with ``mode="sybil"`` copy j
-    belongs to a new contributor ``f"{contributor}~sybil{j}"``.
+    belongs to a new contributor ``f"{contributor}~sybil{j}"``; with ``mode="split"`` no row
+    is added: the contributor's rows are dealt round-robin to itself and ``copies`` sybils.
     """
     if mode not in MODES:
         raise ValidationError(f"mode must be one of {MODES}, got {mode!r}")
@@ -63,6 +73,19 @@ def replicate(
     identities = [contributor]
     X, y = [train.X], [train.y]
     owners = [np.asarray(train.contributors, dtype=object)]
+    if mode == "split":
+        if copies >= rows.size:
+            raise ValidationError(
+                f"cannot split {contributor!r}'s {rows.size} rows among {copies + 1} identities"
+            )
+        names = [contributor, *(f"{contributor}~sybil{j}" for j in range(1, copies + 1))]
+        clash = [n for n in names[1:] if n in groups]
+        if clash:
+            raise ValidationError(f"sybil id {clash[0]!r} clashes with an existing contributor")
+        owners[0] = owners[0].copy()
+        owners[0][rows] = [names[i % len(names)] for i in range(rows.size)]
+        identities = names
+        copies = 0
     for j in range(1, copies + 1):
         name = contributor if mode == "own_name" else f"{contributor}~sybil{j}"
         if mode == "sybil":
@@ -147,6 +170,8 @@ def replication_experiment(
     k_neighbours: int = 5,
     seed: int = 0,
     max_players: int = 14,
+    registry: bool = False,
+    near_threshold: float = 0.05,
 ) -> pd.DataFrame:
     """How the copier's payout changes when it replicates its own data ``k`` times.
 
@@ -168,18 +193,24 @@ def replication_experiment(
         their registry defaults and ``seed``. The old names ``"shapley"`` and
         ``"banzhaf"`` (exact enumeration) are deprecated aliases of ``"exact_shapley"``
         and ``"exact_banzhaf"``.
-    modes : subset of ("own_name", "sybil")
+    modes : subset of ("own_name", "sybil", "split")
     pool, policy
         Passed to :func:`~openattrib.rewards.allocate` for each set of values.
     seed : int, default 0
         Seed of the Monte Carlo methods (the same for every manipulation).
+    registry : bool, default False
+        Value the owned data of a contribution registry (see the module docstring): each
+        row once, credited to its first registrant.
+    near_threshold : float, default 0.05
+        Near-duplicate threshold of the provenance step (``registry=True``).
 
     Returns
     -------
     pandas.DataFrame
         One row per (mode, method, copies): the copier's summed value over its identities,
-        the total value, its amount and share of the pool, and the change in share against
-        ``copies=0``; methods are labelled by their canonical names.
+        the total value, its amount and share of the pool, the change in share against
+        ``copies=0`` and that change relative to the honest share (``relative_gain``);
+        methods are labelled by their canonical names.
 
     Examples
     --------
@@ -204,7 +235,7 @@ def replication_experiment(
     bad_modes = [m for m in modes if m not in MODES]
     if bad_modes:
         raise ValidationError(f"unknown mode(s) {bad_modes}; valid: {MODES}")
-    if "sybil" in modes and train.n_contributors + max(copies) > max_players:
+    if {"sybil", "split"} & set(modes) and train.n_contributors + max(copies) > max_players:
         raise ValidationError(
             f"{train.n_contributors} contributors + {max(copies)} sybils exceed max_players="
             f"{max_players} for exact enumeration; use fewer contributors or copies"
@@ -215,9 +246,15 @@ def replication_experiment(
     for mode in modes:
         for k in copies:
             data, identities = replicate(train, contributor, k, mode)
+            ownership = _ownership(data, near_threshold) if registry else None
             for method in methods:
                 if k == 0 and method in baseline:
                     values = baseline[method]
+                elif ownership is not None:
+                    owned = ownership.owned()
+                    values = ownership.credit(
+                        _values(method, owned, valid, model, scorer, k_neighbours, games, seed)
+                    )
                 else:
                     values = _values(method, data, valid, model, scorer, k_neighbours, games, seed)
                 if k == 0:
@@ -228,12 +265,33 @@ def replication_experiment(
     frame["share_change"] = [
         row.copier_share - base[(row.mode, row.method)] for row in frame.itertuples()
     ]
+    honest = [base[(row.mode, row.method)] for row in frame.itertuples()]
+    frame["relative_gain"] = [  # undefined (NaN) when the honest share is 0 or unknown
+        change / share if share > 0 else float("nan")
+        for change, share in zip(frame["share_change"], honest, strict=True)
+    ]
     frame["mode"] = pd.Categorical(frame["mode"], categories=list(modes), ordered=True)
     frame["method"] = pd.Categorical(frame["method"], categories=methods, ordered=True)
     frame = frame.set_index(["mode", "method", "copies"]).sort_index()
     frame.attrs["contributor"] = contributor
     frame.attrs["policy"] = policy
+    frame.attrs["registry"] = registry
     return frame
+
+
+def _ownership(data: Dataset, near_threshold: float) -> Any:
+    """Register ``data``'s identities in order of appearance in a scratch ledger; provenance."""
+    import tempfile
+    from pathlib import Path
+
+    from ..ledger import Ledger
+    from ..rewards import provenance
+
+    groups = data.groups()
+    with tempfile.TemporaryDirectory() as folder, Ledger(Path(folder) / "registry.sqlite") as led:
+        for name in groups:
+            led.append_contribution(name, data.subset(groups[name]))
+        return provenance(data, led, near_threshold=near_threshold)
 
 
 def _record(
