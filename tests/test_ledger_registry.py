@@ -219,3 +219,37 @@ def test_cli_register_in_file_order_idempotent_and_one_line_errors(tmp_path, cap
     assert main([*args, "--contributor", "contributor", "--only", "zed"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("openattrib: error: --only names contributor(s) ['zed']")
+
+
+def test_cli_value_on_owned_data_with_a_split_and_reproduce(tmp_path, capsys):
+    from openattrib.cli import main
+    from openattrib.datasets import DATA_DIR
+
+    path, csv, out = (
+        tmp_path / "l.sqlite",
+        str(DATA_DIR / "demo_contributors.csv"),
+        tmp_path / "v.json",
+    )
+    common = ["--data", csv, "--target", "label", "--contributor", "contributor"]
+    assert main(["ledger", "register", str(path), *common]) == 0
+    value = ["value", *common, "--method", "knn_shapley", "--players", "points", "--no-progress"]
+    assert main([*value, "--ledger", str(path), "--out", str(out)]) == 0
+    result = oa.Attribution.load(out)
+    copies = result.provenance["ownership"]["copies"]
+    assert {c["copier"] for c in copies} == {"dave", "erin"}
+    assert {c["owner"] for c in copies} == {"alice"}
+    # every training row submitted by dave or erin is credited to alice
+    assert set(result.by_contributor().names) == {
+        "alice",
+        "bob",
+        "carol",
+        "frank",
+        "grace",
+        "heidi",
+    }
+    assert main(["ledger", "append", str(path), "--run", str(out)]) == 0
+    capsys.readouterr()
+    assert main(["ledger", "reproduce", str(path), "8", "--data", csv, "--no-progress"]) == 0
+    assert "matches bit for bit" in capsys.readouterr().out
+    assert main([*value, "--ledger", str(tmp_path / "none.sqlite"), "--out", str(out)]) == 1
+    assert "openattrib ledger register" in capsys.readouterr().err

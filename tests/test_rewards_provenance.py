@@ -163,3 +163,49 @@ def test_provenance_is_invariant_to_row_order_and_the_earliest_registration_owns
     # each content is kept exactly once
     kept = [c for (c, _), (_, k) in results[0].items() if k]
     assert sorted(kept) == sorted(set(contents))
+
+
+# ------------------------------------------------------------------ every method, both levels
+@pytest.fixture(scope="module")
+def copied_small(tmp_path_factory):
+    ds = oa.datasets.make_classification(40, 3, 2, class_sep=1.5, seed=1)
+    train, valid = oa.datasets.partition(ds, 3, seed=1).split(0.4, seed=0)
+    rows = train.groups()["c0"][:4]
+    copy = oa.Dataset(train.X[rows], train.y[rows], contributors=["copier"] * rows.size)
+    data = oa.Dataset(
+        np.vstack([train.X, copy.X]),
+        np.concatenate([train.y, copy.y]),
+        np.concatenate([train.contributors, copy.contributors]),
+    )
+    with Ledger(tmp_path_factory.mktemp("small") / "l.sqlite") as led:
+        register_all(led, data)
+        return data, valid, provenance(data, led)
+
+
+@pytest.mark.parametrize("players", ["points", "contributors"])
+def test_every_registry_method_values_owned_data(copied_small, players):
+    from openattrib import methods
+    from openattrib.recipe import compute
+
+    data, valid, prov = copied_small
+    copied = np.flatnonzero(data.contributors == "copier")
+    assert prov.dropped == copied.tolist()
+    for name in methods.names(aliases=False):
+        method = methods.get(name)
+        params = {"budget": 3} if method.monte_carlo else {}
+        if "n_estimators" in method.defaults:
+            params["n_estimators"] = 20
+        recipe = {"method": name, "players": players, "params": params, "model": "logistic"}
+        if players not in method.players and players == "points":
+            with pytest.raises(ValidationError):
+                compute(recipe, data, valid, progress=False, ownership=prov)
+            continue
+        if method.kind == "game" and players == "points" and not method.monte_carlo:
+            continue  # exact enumeration over 28 points is refused by design
+        result = compute(recipe, data, valid, progress=False, ownership=prov)
+        assert result.provenance["ownership"]["dropped_rows"] == prov.dropped, name
+        assert result.provenance["recipe"]["ownership"] == prov.recipe()
+        if players == "points":
+            assert len(result) == data.n_samples and np.all(result.values[copied] == 0), name
+        else:
+            assert result["copier"] == 0, name

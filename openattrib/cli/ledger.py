@@ -337,8 +337,7 @@ def run_keygen(args: argparse.Namespace) -> int:
 def run_reproduce(args: argparse.Namespace) -> int:
     from ..data import Dataset
     from ..errors import ValidationError
-    from ..recipe import compute, depends_on_time, prepare_data
-    from ..rewards import provenance
+    from ..recipe import compute, depends_on_time, ownership_of, prepare_data
 
     with _open(args.ledger) as led:
         entry = led.entry(args.index)
@@ -349,7 +348,10 @@ def run_reproduce(args: argparse.Namespace) -> int:
             raw = Dataset.from_csv(
                 args.data, target=recipe["target"], contributor=recipe.get("contributor")
             )
-            ownership = provenance(raw, led, **recipe["ownership"])
+            raw_valid = (
+                Dataset.from_csv(args.valid, target=recipe["target"]) if args.valid else None
+            )
+            ownership = ownership_of(recipe, raw, raw_valid, led)
     if record.get("kind") != "run":
         raise ValidationError(f"entry {args.index} is a {record.get('kind')!r} entry, not a run")
     recipe = (record.get("provenance") or {}).get("recipe")

@@ -11,7 +11,7 @@ import numpy as np
 from .. import methods as registry
 from ..data import Dataset
 from ..errors import ValidationError
-from ..recipe import MODELS, compute, prepare_data
+from ..recipe import MODELS, compute, ownership_of, prepare_data
 
 
 def add_value_parser(commands: Any) -> None:
@@ -68,6 +68,22 @@ def add_value_parser(commands: Any) -> None:
     run = p.add_argument_group("where it runs (does not change the numbers)")
     run.add_argument("--n-jobs", type=int, default=1)
     run.add_argument("--scheduler", help="Dask scheduler address, e.g. tcp://127.0.0.1:8786")
+    own = p.add_argument_group("provenance (copies earn nothing)")
+    own.add_argument(
+        "--ledger",
+        type=Path,
+        help="ledger whose contribution registry owns the rows (openattrib ledger register): "
+        "value the owned data, each row once, credited to its first registrant",
+    )
+    own.add_argument(
+        "--near-threshold", type=float, default=0.05, help="near-duplicate RMS threshold"
+    )
+    own.add_argument(
+        "--unregistered",
+        choices=("error", "own"),
+        default="error",
+        help="rows never registered: refuse, or count them as their submitter's own",
+    )
     p.add_argument("--no-standardize", action="store_true", help="do not standardise features")
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--out", required=True, type=Path, help="where to write the attribution JSON")
@@ -130,6 +146,24 @@ def run_value(args: argparse.Namespace) -> int:
     recipe = recipe_from_args(args, players)
     data = Dataset.from_csv(args.data, target=args.target, contributor=args.contributor)
     valid = Dataset.from_csv(args.valid, target=args.target) if args.valid else None
+    ownership = None
+    if args.ledger is not None:
+        if not args.ledger.exists():
+            raise ValidationError(
+                f"ledger {args.ledger} not found; register the submissions first with "
+                "`openattrib ledger register`"
+            )
+        from ..ledger import Ledger
+
+        with Ledger(args.ledger, create=False) as led:
+            ownership = ownership_of(
+                recipe,
+                data,
+                valid,
+                led,
+                near_threshold=args.near_threshold,
+                unregistered=args.unregistered,
+            )
     train, valid = prepare_data(recipe, data, valid)
     result = compute(
         recipe,
@@ -138,6 +172,7 @@ def run_value(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
         n_jobs=args.n_jobs,
         scheduler=args.scheduler,
+        ownership=ownership,
     )
     path = result.save(args.out)
     frame = result.to_frame(sort=True)

@@ -365,7 +365,7 @@ class Ledger:
             )
         clashes = found["clashes"]
         if clashes:
-            registry.logger.warning(
+            registry.logger.info(
                 "contribution %d by %r: %d of its %d rows were registered earlier by %s",
                 entry.index,
                 contributor,

@@ -120,6 +120,46 @@ class Provenance:
         data = self._check_rows(dataset)
         return data.subset(np.flatnonzero(self.kept)).with_contributors(self.owner[self.kept])
 
+    def subset(self, rows: Any) -> Provenance:
+        """Provenance of ``rows`` (positions, in order) of the data, e.g. a training split.
+
+        Owners do not change (ownership was decided on all the submitted rows, so a near
+        copy is caught even when its original went to the validation part). A copy is
+        dropped only when its original is among ``rows`` too; otherwise it is kept, and
+        still credited to the original's owner.
+        """
+        rows = np.asarray(rows, dtype=np.int64).reshape(-1)
+        if rows.size and (rows.min() < 0 or rows.max() >= self.n_samples):
+            raise ValidationError(f"rows must be positions in 0..{self.n_samples - 1}")
+        position = {int(r): i for i, r in enumerate(rows)}
+        original = np.array([position.get(int(self.original[r]), -1) for r in rows], np.int64)
+        kept = original < 0
+        evidence = self.copies[self.copies["row"].isin(position)].copy()
+        evidence["row"] = evidence["row"].map(position)
+        evidence["original_row"] = [position.get(int(r), -1) for r in evidence["original_row"]]
+        evidence["kept"] = kept[evidence["row"].to_numpy(dtype=np.int64)]
+        evidence = evidence.astype({"row": np.int64, "original_row": np.int64})
+        owner, submitter = self.owner[rows], self.submitter[rows]
+        order = [c for c in self.contributors.index if c in set(submitter.tolist())]
+        data = None if self._dataset is None else self._dataset.subset(rows)
+        parameters = {
+            **self.parameters,
+            "n_samples": int(rows.size),
+            "n_kept": int(kept.sum()),
+            "dataset_hash": None if data is None else data.content_hash(),
+        }
+        return Provenance(
+            owner,
+            submitter,
+            self.registration[rows],
+            kept,
+            original,
+            evidence.reset_index(drop=True),
+            _contributor_table(submitter, owner, kept, order),
+            parameters,
+            data,
+        )
+
     def recipe(self) -> dict[str, Any]:
         """The parameters a recipe records to recompute this provenance from the ledger."""
         return {k: self.parameters[k] for k in ("near_threshold", "unregistered")}
