@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import sqlite3
 import struct
 import tempfile
@@ -87,6 +88,7 @@ def test_reregistration_is_idempotent_whatever_the_row_order(led):
 
 
 def test_collisions_are_reported_never_refused(led, caplog):
+    caplog.set_level(logging.INFO, logger="openattrib")
     led.append_contribution("alice", rows([[0.0], [1.0]], [0, 1]))
     reg = led.append_contribution("dave", rows([[1.0], [5.0]], [1, 1]))
     assert reg.created and reg.collisions == [(0, "alice", 1)] and reg.n_colliding == 1
