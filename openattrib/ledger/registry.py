@@ -18,15 +18,16 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import ValidationError, VerificationError
 from . import merkle
 from .merkle import HASH_SIZE, _hash, _size
+from .records import LedgerEntry, contribution_record
 
-__all__ = ["Registration", "RowProof", "verify_row", "as_digests"]
+__all__ = ["ContributionRegistry", "Registration", "RowProof", "verify_row", "as_digests"]
 
 logger = logging.getLogger("openattrib")
 
@@ -239,3 +240,157 @@ def check_roots(
                 (entry, f"row digests are stored for entry {entry}, not a contribution")
             )
     return problems
+
+
+class _AlreadyRegisteredError(Exception):
+    """Internal: abort an idempotent re-registration (the transaction rolls back)."""
+
+
+class ContributionRegistry:
+    """The contribution-registry methods of :class:`~openattrib.ledger.Ledger` (a mixin).
+
+    They use the ledger's connection and its one append path (``_append``), so a
+    registration and its row digests are written in one transaction.
+    """
+
+    _db: sqlite3.Connection
+    _append: Callable[..., list[LedgerEntry]]
+    _read: Callable[[], Any]
+    _write: Callable[[], Any]
+    entry: Callable[[int], LedgerEntry]
+
+    def append_contribution(self, contributor: str, dataset_rows: Any) -> Registration:
+        """Register the rows ``contributor`` submitted, in submission order (log order).
+
+        Stores the number of rows and the Merkle root over their content digests (the
+        digests sorted, so the row order does not matter), and the digests beside the log;
+        never the data. Registering exactly the same rows again under the same name is
+        idempotent (returns the earlier registration with ``created=False``). Rows already
+        registered by someone else are *reported* in ``collisions`` (and logged), never
+        refused: :func:`openattrib.rewards.provenance` gives them to the first registrant.
+
+        Parameters
+        ----------
+        contributor : str
+            The contributor's id (as in the data set's contributor column).
+        dataset_rows : Dataset or sequence of bytes
+            The submitted rows: a :class:`~openattrib.Dataset` (its
+            :meth:`~openattrib.Dataset.row_digests` define a row's content) or their
+            32-byte digests.
+
+        Examples
+        --------
+        >>> import tempfile, pathlib, openattrib as oa
+        >>> rows = oa.Dataset([[0.0, 1.0], [2.0, 3.0]], [0, 1])
+        >>> with oa.Ledger(pathlib.Path(tempfile.mkdtemp()) / "l.sqlite") as led:
+        ...     first = led.append_contribution("alice", rows)
+        ...     again = led.append_contribution("alice", rows)
+        >>> first.index, first.n_rows, again.created
+        (0, 2, False)
+        """
+        if not isinstance(contributor, str) or not contributor:
+            raise ValidationError(f"contributor must be a non-empty str, got {contributor!r}")
+        digests = as_digests(dataset_rows)
+        record = contribution_record(contributor, digests)
+        found: dict[str, Any] = {}
+
+        def build(index: int) -> dict[str, Any]:  # runs inside the append transaction
+            owners = self._contributors()
+            for earlier, name in owners.items():
+                if (
+                    name == contributor
+                    and self.entry(earlier).record["rows_root"] == (record["rows_root"])
+                ):
+                    found["earlier"] = earlier
+                    raise _AlreadyRegisteredError
+            found["clashes"] = collisions(self._db, digests, contributor, owners)
+            return dict(record)
+
+        try:
+            entry = self._append(
+                [build], then=lambda new: store_rows(self._db, new[0].index, digests)
+            )[0]
+        except _AlreadyRegisteredError:
+            return Registration(
+                found["earlier"],
+                contributor,
+                len(digests),
+                bytes.fromhex(record["rows_root"]),
+                created=False,
+            )
+        clashes = found["clashes"]
+        if clashes:
+            logger.info(
+                "contribution %d by %r: %d of its %d rows were registered earlier by %s",
+                entry.index,
+                contributor,
+                sum(c for _, _, c in clashes),
+                len(digests),
+                ", ".join(f"{name!r} (entry {index})" for index, name, _ in clashes),
+            )
+        return Registration(
+            entry.index,
+            contributor,
+            len(digests),
+            bytes.fromhex(record["rows_root"]),
+            collisions=clashes,
+        )
+
+    def _contributors(self) -> dict[int, str]:
+        rows = self._db.execute(
+            "SELECT idx, data FROM entries WHERE idx IN (SELECT DISTINCT entry FROM "
+            "contribution_rows) ORDER BY idx"
+        )
+        return {idx: LedgerEntry(idx, b"", bytes(data)).record["contributor"] for idx, data in rows}
+
+    def contributions(self) -> list[Registration]:
+        """Every registration, in log (submission) order."""
+        with self._read():
+            out = []
+            for index in self._contributors():
+                record = self.entry(index).record
+                out.append(
+                    Registration(
+                        index,
+                        record["contributor"],
+                        record["n_rows"],
+                        bytes.fromhex(record["rows_root"]),
+                    )
+                )
+            return out
+
+    def holders(self, digests: Sequence[bytes]) -> dict[bytes, list[Registration]]:
+        """For each registered row digest, every registration holding it, in log order.
+
+        The first is the row's first registrant (its owner under
+        :func:`openattrib.rewards.provenance`); digests never registered are absent.
+        """
+        with self._read():
+            found = holders(self._db, digests)
+            by_index = {r.index: r for r in self.contributions()}
+            return {digest: [by_index[i] for i in entries] for digest, entries in found.items()}
+
+    def row_proof(self, index: int, row: Any) -> RowProof:
+        """Merkle proof that ``row`` (a one-row Dataset or a digest) is in registration ``index``.
+
+        Verify it with ``proof.verify(digest)`` or :func:`openattrib.ledger.verify_row`
+        against the ``rows_root`` of the entry, itself proven by :meth:`inclusion_proof`.
+        """
+        digests = as_digests(row)
+        if len(digests) != 1:
+            raise ValidationError(f"row must be one row or one digest, got {len(digests)} rows")
+        with self._read():
+            record = self.entry(index).record
+            if record["kind"] != "contribution":
+                raise ValidationError(f"entry {index} is a {record['kind']!r}, not a contribution")
+            stored = stored_rows(self._db, index)
+        position, path = row_path(stored, digests[0])
+        return RowProof(
+            index,
+            record["contributor"],
+            digests[0],
+            position,
+            len(stored),
+            bytes.fromhex(record["rows_root"]),
+            tuple(path),
+        )

@@ -59,7 +59,8 @@ def contributor_similarity(dataset: Dataset, *, near_threshold: float = 0.05) ->
     --------
     >>> import openattrib as oa
     >>> ds = oa.Dataset([[0.0], [9.0], [0.0]], [0, 1, 0], contributors=["a", "a", "b"])
-    >>> contributor_similarity(ds).loc["b", "a"], contributor_similarity(ds).loc["a", "b"]
+    >>> sim = contributor_similarity(ds)
+    >>> float(sim.loc["b", "a"]), float(sim.loc["a", "b"])
     (1.0, 0.5)
     """
     if not isinstance(dataset, Dataset) or dataset.contributors is None:
