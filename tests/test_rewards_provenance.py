@@ -168,8 +168,10 @@ def test_provenance_is_invariant_to_row_order_and_the_earliest_registration_owns
 # ------------------------------------------------------------------ every method, both levels
 @pytest.fixture(scope="module")
 def copied_small(tmp_path_factory):
-    ds = oa.datasets.make_classification(40, 3, 2, class_sep=1.5, seed=1)
-    train, valid = oa.datasets.partition(ds, 3, seed=1).split(0.4, seed=0)
+    ds = oa.datasets.make_classification(
+        n_samples=40, n_features=3, n_informative=2, class_sep=1.5, seed=1
+    )
+    train, valid = oa.datasets.partition(ds, 3, seed=1).split(test_size=0.4, seed=0)
     rows = train.groups()["c0"][:4]
     copy = oa.Dataset(train.X[rows], train.y[rows], contributors=["copier"] * rows.size)
     data = oa.Dataset(

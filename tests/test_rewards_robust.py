@@ -97,7 +97,9 @@ def test_plain_shapley_is_not_replication_robust():
 
 
 def test_similarity_of_replicated_contributors_is_one_and_distinct_data_zero():
-    ds = oa.datasets.partition(oa.datasets.make_classification(40, 3, 2, seed=0), 3)
+    ds = oa.datasets.partition(
+        oa.datasets.make_classification(n_samples=40, n_features=3, n_informative=2, seed=0), 3
+    )
     sybils, identities = replicate(ds, "c0", 2, "sybil")
     sim = contributor_similarity(sybils)
     assert sim.loc[identities, identities].to_numpy().sum() == pytest.approx(6.0)
