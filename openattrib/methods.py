@@ -22,7 +22,6 @@ recorded under an old name reproduce the same result.
 from __future__ import annotations
 
 import importlib
-import math
 from collections.abc import Callable, Mapping
 from dataclasses import KW_ONLY, dataclass, field
 from typing import Any
@@ -375,21 +374,6 @@ def _run_influence(inputs: MethodInput, p: dict[str, Any], seed: int) -> Attribu
     return scores.aggregate()
 
 
-def _run_robust(inputs: MethodInput, p: dict[str, Any], seed: int) -> Attribution:
-    from .rewards.robust import robust_shapley
-
-    if inputs.players != "contributors":
-        raise ValidationError(
-            "robust_shapley discounts contributors by the similarity of their data; run it "
-            "with players='contributors'"
-        )
-    exact = get("exact_shapley").callable
-    values = exact(inputs.game(), max_players=p["max_players"], progress=inputs.progress)
-    return robust_shapley(
-        values, inputs.train, strength=p["strength"], near_threshold=p["near_threshold"]
-    )
-
-
 def _run_random(inputs: MethodInput, p: dict[str, Any], seed: int) -> Attribution:
     n = inputs.train.n_samples
     values = np.random.default_rng(seed).uniform(size=n)
@@ -515,18 +499,6 @@ register(
         _run_influence,
         levels=("points",),
         description="influence functions, summed over validation points",
-    )
-)
-register(
-    Method(
-        "robust_shapley",
-        "openattrib.rewards:robust_shapley",
-        "game",
-        {"max_players": _EXACT_MAX_PLAYERS, "strength": math.log(2), "near_threshold": 0.05},
-        _run_robust,
-        players=("contributors",),
-        description="exact Shapley discounted by contributors' data similarity "
-        "(Agarwal, Dahleh & Sarkar 2019): replicas never raise their total",
     )
 )
 register(

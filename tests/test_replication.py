@@ -152,8 +152,8 @@ def test_replication_runs_a_monte_carlo_method_through_the_registry(partitioned_
 
 
 # ------------------------------------------------------------------ registry and split
-def test_split_deals_the_rows_to_the_identities(small):
-    train, _ = small
+def test_split_deals_the_rows_to_the_identities(partitioned_split):
+    train, _ = partitioned_split
     rows = train.groups()["c1"]
     split, ids = replicate(train, "c1", 2, "split")
     assert ids == ["c1", "c1~sybil1", "c1~sybil2"] and split.n_samples == train.n_samples
@@ -164,10 +164,10 @@ def test_split_deals_the_rows_to_the_identities(small):
         replicate(train, "c1", rows.size, "split")
 
 
-def test_registry_makes_copies_worthless_for_every_method(small):
+def test_registry_makes_copies_worthless_for_every_method(partitioned_split):
     # with the registry, the copies belong to c1 and are dropped: the owned data is the
     # honest data, so every value and share equals the honest one exactly
-    train, valid = small
+    train, valid = partitioned_split
     table = replication_experiment(
         train,
         valid,
@@ -182,8 +182,8 @@ def test_registry_makes_copies_worthless_for_every_method(small):
     assert (table["identities"].xs(2, level="copies").xs("sybil", level="mode") == 3).all()
 
 
-def test_robust_shapley_discounts_sybil_copies_without_the_registry(small):
-    train, valid = small
+def test_robust_shapley_discounts_sybil_copies_without_the_registry(partitioned_split):
+    train, valid = partitioned_split
     table = replication_experiment(
         train,
         valid,

@@ -337,7 +337,8 @@ def run_keygen(args: argparse.Namespace) -> int:
 def run_reproduce(args: argparse.Namespace) -> int:
     from ..data import Dataset
     from ..errors import ValidationError
-    from ..recipe import compute, depends_on_time, ownership_of, prepare_data
+    from ..recipe import compute, depends_on_time, prepare_data
+    from ._ownership import ownership_of
 
     with _open(args.ledger) as led:
         entry = led.entry(args.index)

@@ -11,7 +11,8 @@ import numpy as np
 from .. import methods as registry
 from ..data import Dataset
 from ..errors import ValidationError
-from ..recipe import MODELS, compute, ownership_of, prepare_data
+from ..recipe import MODELS, compute, prepare_data
+from ._ownership import ownership_of
 
 
 def add_value_parser(commands: Any) -> None:

@@ -48,6 +48,8 @@ log = logging.getLogger("openattrib")
 #: the methods compared by default (names of :mod:`openattrib.methods`)
 DEFAULT_METHODS = ("exact_shapley", "exact_banzhaf", "loo", "knn_shapley")
 MODES = ("own_name", "sybil", "split")
+#: the replication-robust scheme: exact Shapley discounted by :func:`openattrib.rewards.robust_shapley`
+ROBUST = "robust_shapley"
 #: names this function took before the method registry (exact enumeration both)
 _OLD_NAMES = {"shapley": "exact_shapley", "banzhaf": "exact_banzhaf"}
 
@@ -117,8 +119,12 @@ def _canonical(methods: Sequence[str]) -> list[str]:
                 stacklevel=3,
             )
             name = new
+        if name == ROBUST:
+            out.append(name)
+            continue
         if not isinstance(name, str) or name not in registry.names():
-            raise ValidationError(f"unknown method {name!r}; valid: {', '.join(registry.names())}")
+            valid = ", ".join([*registry.names(), ROBUST])
+            raise ValidationError(f"unknown method {name!r}; valid: {valid}")
         out.append(registry.get(name).name)
     return list(dict.fromkeys(out))
 
@@ -151,6 +157,10 @@ def _values(
         make_game=make_game,
         progress=False,
     )
+    if method == ROBUST:  # exact Shapley, then the payout-side similarity discount
+        from ..rewards import robust_shapley
+
+        return robust_shapley(registry.run("exact_shapley", inputs), train)
     params = {"k": k_neighbours} if "k" in registry.get(method).defaults else {}
     return registry.run(method, inputs, params, seed=seed)
 
@@ -186,7 +196,7 @@ def replication_experiment(
     model : scikit-learn estimator, default LogisticRegression(max_iter=1000)
     copies : sequence of int
         Numbers of extra copies to try (0 = honest baseline).
-    methods : sequence of method names (:mod:`openattrib.methods`)
+    methods : sequence of method names (:mod:`openattrib.methods`, or ``"robust_shapley"``)
         Default: exact Shapley, exact Banzhaf and leave-one-out of the contributor-level
         game (:class:`~openattrib.ModelUtility` with ``players="contributors"``), and
         KNN-Shapley of the points summed per contributor. Monte Carlo methods run with
