@@ -24,7 +24,7 @@ from typing import Any
 
 from ..errors import ValidationError, VerificationError
 from . import merkle
-from .merkle import HASH_SIZE, _hash, _size
+from .merkle import HASH_SIZE
 from .records import LedgerEntry, contribution_record
 
 __all__ = ["ContributionRegistry", "Registration", "RowProof", "verify_row", "as_digests"]
@@ -110,12 +110,12 @@ class RowProof:
     def from_dict(cls, data: dict[str, Any]) -> RowProof:
         try:
             return cls(
-                index=_size(data["index"], "index"),
+                index=_count(data["index"], "index"),
                 contributor=str(data["contributor"]),
-                digest=_hash(bytes.fromhex(data["digest"]), "digest"),
-                position=_size(data["position"], "position"),
-                n_rows=_size(data["n_rows"], "n_rows"),
-                rows_root=_hash(bytes.fromhex(data["rows_root"]), "rows_root"),
+                digest=_digest(bytes.fromhex(data["digest"]), "digest"),
+                position=_count(data["position"], "position"),
+                n_rows=_count(data["n_rows"], "n_rows"),
+                rows_root=_digest(bytes.fromhex(data["rows_root"]), "rows_root"),
                 path=tuple(bytes.fromhex(h) for h in data["path"]),
             )
         except (KeyError, TypeError, ValueError) as exc:
@@ -124,15 +124,29 @@ class RowProof:
             raise VerificationError(f"malformed row proof: {exc!r}") from None
 
 
+def _digest(value: Any, name: str) -> bytes:
+    if not isinstance(value, (bytes, bytearray)) or len(value) != HASH_SIZE:
+        raise VerificationError(
+            f"{name} must be a {HASH_SIZE}-byte SHA-256 digest, got {value!r:.40}"
+        )
+    return bytes(value)
+
+
+def _count(value: Any, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise VerificationError(f"{name} must be a non-negative int, got {value!r}")
+    return value
+
+
 def verify_row(proof: RowProof, digest: bytes, rows_root: bytes | None = None) -> bool:
     """Check that ``digest`` is in the registration whose Merkle root is ``rows_root``.
 
     ``rows_root`` defaults to the proof's; pass the one read from the (proven) ledger entry
     to not trust the proof's copy. False for any other digest, position or root.
     """
-    root = proof.rows_root if rows_root is None else _hash(rows_root, "rows_root")
+    root = proof.rows_root if rows_root is None else _digest(rows_root, "rows_root")
     return merkle.verify_inclusion(
-        merkle.leaf_hash(_hash(digest, "digest")),
+        merkle.leaf_hash(_digest(digest, "digest")),
         proof.position,
         proof.n_rows,
         list(proof.path),
