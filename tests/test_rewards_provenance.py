@@ -211,3 +211,20 @@ def test_every_registry_method_values_owned_data(copied_small, players):
             assert len(result) == data.n_samples and np.all(result.values[copied] == 0), name
         else:
             assert result["copier"] == 0, name
+
+
+def test_subset_keeps_a_copy_whose_original_left_and_credits_the_original(demo_provenance):
+    train, _, truth, prov = demo_provenance
+    copy, original = truth["erin"]["near_duplicate_of"][0]
+    other_copy, other_original = truth["dave"]["exact_duplicate_of"][0]
+    rows = [r for r in range(train.n_samples) if r != original]  # erin's original is gone
+    part = prov.subset(rows)
+    at = rows.index(copy)
+    assert part.kept[at] and part.owner[at] == "alice" and part.original[at] == -1
+    assert not part.kept[rows.index(other_copy)]
+    assert part.original[rows.index(other_copy)] == rows.index(other_original)
+    evidence = part.copies.set_index("row").loc[at]
+    assert evidence["kind"] == "near" and evidence["original_row"] == -1 and evidence["kept"]
+    assert part.owned().n_samples == prov.owned().n_samples  # one original out, its copy in
+    with pytest.raises(ValidationError, match="positions"):
+        prov.subset([train.n_samples])
