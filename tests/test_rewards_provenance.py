@@ -198,7 +198,7 @@ def test_every_registry_method_values_owned_data(copied_small, players):
         if "n_estimators" in method.defaults:
             params["n_estimators"] = 20
         recipe = {"method": name, "players": players, "params": params, "model": "logistic"}
-        if players not in method.players and players == "points":
+        if players not in method.levels and players == "points":
             with pytest.raises(ValidationError):
                 compute(recipe, data, valid, progress=False, ownership=prov)
             continue

@@ -213,7 +213,7 @@ class Provenance:
             **self.summary(),
             "owned_dataset_hash": attribution.provenance.get("dataset_hash"),
         }
-        if attribution.level == "points":
+        if attribution.players == "points":
             n_kept = int(self.kept.sum())
             if len(attribution) != n_kept:
                 raise ValidationError(
@@ -266,7 +266,7 @@ class Provenance:
                 "dataset_hash": data.content_hash(),
                 "ownership": ownership,
             },
-            level=attribution.level,
+            players=attribution.players,
             contributors=contributors,
             diagnostics=attribution.diagnostics,
         )

@@ -135,7 +135,7 @@ def similarity_discount(
         parameters={**(base.parameters if base else {}), "strength": float(strength)},
         seed=base.seed if base is not None else None,
         provenance=base.provenance if base is not None else {},
-        level="contributors",
+        players="contributors",
         diagnostics={"discount": dict(zip(names, factor.tolist(), strict=True))},
     )
 
