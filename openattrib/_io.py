@@ -11,6 +11,8 @@ import json
 import math
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +26,7 @@ __all__ = [
     "atomic_write_bytes",
     "atomic_write_text",
     "read_json",
+    "atomic_npy",
 ]
 
 
@@ -114,3 +117,32 @@ def read_json(path: str | os.PathLike, what: str = "file") -> Any:
         raise ValidationError(f"{what} not found: {path}") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ValidationError(f"{path} is not valid JSON: {exc}") from None
+
+
+@contextmanager
+def atomic_npy(
+    path: str | os.PathLike, shape: tuple[int, ...], dtype: Any = np.float64
+) -> Iterator[Any]:
+    """A writable ``.npy`` memory map that appears at ``path`` only once the block exits.
+
+    The array is filled in place (larger than memory is fine), flushed, fsynced and renamed;
+    an exception leaves no file at ``path``.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        array = np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=shape)
+        yield array
+        array.flush()
+        del array
+        with open(tmp, "rb+") as handle:
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
