@@ -163,7 +163,7 @@ def run_dattri(workdir: Path, method: str, data: dict) -> np.ndarray:
         attributor = TRAKAttributor(
             task=task,
             correct_probability_func=correct_probability,
-            projector_kwargs={"proj_dim": 512, "device": "cpu", "use_half_precision": False},
+            projector_kwargs={"proj_dim": 512, "device": "cpu"},
             device="cpu",
         )
         attributor.cache(train_loader)
@@ -206,6 +206,13 @@ def worker(workdir: Path, library: str, method: str) -> None:
 
     torch.set_num_threads(1)
     data = dict(np.load(workdir / "data.npz"))
+    if library == "openattrib":  # import outside the timed region
+        import openattrib  # noqa: F401
+        import openattrib.influence.neural  # noqa: F401
+    else:
+        import dattri.algorithm.influence_function  # noqa: F401
+        import dattri.algorithm.tracin  # noqa: F401
+        import dattri.algorithm.trak  # noqa: F401
     start = time.perf_counter()
     run = run_openattrib if library == "openattrib" else run_dattri
     scores = run(workdir, method, data)
@@ -254,9 +261,10 @@ def main() -> None:
                 library,
                 method,
             ]
-            proc = subprocess.run(command, capture_output=True, text=True)
+            env = {**os.environ, "TQDM_DISABLE": "1"}
+            proc = subprocess.run(command, capture_output=True, text=True, env=env)
             if proc.returncode != 0:
-                tail = proc.stderr.strip().splitlines()[-25:]
+                tail = proc.stderr.split("Command being timed")[0].strip().splitlines()[-6:]
                 print(f"{method:8s} {library:10s} FAILED:\n  " + "\n  ".join(tail))
                 continue
             peak = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", proc.stderr)[1])

@@ -404,3 +404,62 @@ def test_mislabel_detection_by_self_influence():
     quality = ne.mislabel_detection(result.self_influence().values, setting.flipped)
     # random ranking: AUC 0.5 with sd ~ sqrt((n+m+1)/(12 n m)) ~ 0.06 for 15 vs 135 points
     assert quality["auc"] > 0.8, quality
+
+
+def test_dataloader_of_dicts_equals_token_arrays(tiny_lm):
+    model, ids, owners = tiny_lm
+    rows = [{"input_ids": torch.tensor(r)} for r in ids[:12]]
+    loader = torch.utils.data.DataLoader(rows, batch_size=5, shuffle=False)
+    from_loader = oa.influence(model, loader, ids[40:42], method="identity", progress=False)
+    from_array = oa.influence(model, ids[:12], ids[40:42], method="identity", progress=False)
+    np.testing.assert_allclose(from_loader.to_array(), from_array.to_array(), rtol=1e-5, atol=1e-6)
+    shuffled = torch.utils.data.DataLoader(rows, batch_size=5, shuffle=True)
+    with pytest.raises(ValidationError, match="shuffle=False"):
+        oa.influence(model, shuffled, ids[40:42], method="identity")
+
+
+def _fit_softmax(train, seed, weight_decay=1e-2):
+    """A convex model trained to its optimum: mean cross-entropy + weight_decay/2 |W|^2."""
+    torch.manual_seed(seed)
+    net = torch.nn.Linear(train.X.shape[1], 3, bias=False).double()
+    X, y = torch.tensor(train.X), torch.tensor(train.y)
+    optimiser = torch.optim.LBFGS(
+        net.parameters(),
+        max_iter=500,
+        tolerance_grad=1e-12,
+        tolerance_change=1e-14,
+        line_search_fn="strong_wolfe",
+    )
+
+    def closure():
+        optimiser.zero_grad()
+        loss = torch.nn.functional.cross_entropy(net(X), y)
+        loss = loss + weight_decay / 2 * (net.weight**2).sum()
+        loss.backward()
+        return loss
+
+    optimiser.step(closure)
+    return net
+
+
+def _neg_loss(model, test):
+    with torch.no_grad():
+        out = model(torch.tensor(test.X))
+        return -torch.nn.functional.cross_entropy(
+            out, torch.tensor(test.y), reduction="none"
+        ).numpy()
+
+
+def test_loo_correlation_from_retraining_on_a_convex_model():
+    """Leave-one-out retraining of a strictly convex model: exact-curvature influence
+    predicts the actual loss changes (first order in 1/n), so the correlation is near 1."""
+    train, test = _iris()
+    model = _fit_softmax(train, seed=0)
+    scores = oa.influence(
+        model, train, test, method="ekfac", curvature="exact", damping=1e-2, progress=False
+    ).to_array()
+    rho, effects = ne.loo_correlation(
+        scores, _fit_softmax, train, test, range(0, 120, 8), output=_neg_loss, n_seeds=1
+    )
+    assert effects.shape == (test.n_samples, 15)
+    assert rho > 0.9, rho

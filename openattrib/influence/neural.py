@@ -409,13 +409,18 @@ def _prepared(model: Any, train: Any, options: dict[str, Any]) -> NeuralInfluenc
     contrib = options.get("contributors")
     key_data = train.content_hash() if isinstance(train, Dataset) else None
     if key_data is None and isinstance(train, np.ndarray):
-        key_data = (train.shape, hash(train.tobytes()))
+        key_data = (train.shape, hashlib.sha256(train.tobytes()).hexdigest())
+    elif key_data is None and isinstance(train, (list, tuple)):
+        digest = hashlib.sha256()
+        for row in train:
+            digest.update(np.asarray(row).tobytes() + b"|")
+        key_data = (len(train), digest.hexdigest())
     key = (
         id(model),
         model_hash(model),
         key_data,
         repr(sorted((k, repr(v)) for k, v in options.items() if k != "contributors")),
-        None if contrib is None else hash(np.asarray(contrib).tobytes()),
+        None if contrib is None else hashlib.sha256(np.asarray(contrib).tobytes()).hexdigest(),
     )
     if key_data is not None and key in _PREPARED:
         _PREPARED.move_to_end(key)

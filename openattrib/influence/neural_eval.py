@@ -58,10 +58,14 @@ def _task_seeds(seed: int, n: int) -> list[int]:
 def _retrain_one(shared: tuple, j: int) -> np.ndarray:
     fit, train, test, masks, output, seeds = shared
     torch = _torch.require_torch("retraining")
-    torch.set_num_threads(1)
-    rows = np.flatnonzero(masks[j])
-    part = train.subset(rows) if isinstance(train, Dataset) else train[rows]
-    return np.asarray(output(fit(part, seeds[j]), test), dtype=np.float64).reshape(-1)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # one task per core: no intra-op oversubscription
+    try:
+        rows = np.flatnonzero(masks[j])
+        part = train.subset(rows) if isinstance(train, Dataset) else train[rows]
+        return np.asarray(output(fit(part, seeds[j]), test), dtype=np.float64).reshape(-1)
+    finally:
+        torch.set_num_threads(threads)
 
 
 def retrained_outputs_torch(
