@@ -95,12 +95,17 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes, *, mode: int | None
             os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
+        _discard(tmp)
         raise
     return path
+
+
+def _discard(tmp: str) -> None:
+    """Remove a temporary file left by an interrupted atomic write."""
+    try:
+        os.unlink(tmp)
+    except FileNotFoundError:
+        pass
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
@@ -141,8 +146,5 @@ def atomic_npy(
             os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
+        _discard(tmp)
         raise

@@ -37,6 +37,11 @@ def random_arrays(n: int = 12, d: int = 3, seed: int = 0, contributors: bool = T
     return X, y, ids
 
 
+def iris_split() -> tuple[oa.Dataset, oa.Dataset]:
+    """Standardised iris, 120 training and 30 test rows (``split(test_size=30, seed=0)``)."""
+    return standardised(oa.datasets.load_iris()).split(test_size=30, seed=0)
+
+
 @pytest.fixture
 def tiny_pair() -> tuple[oa.Dataset, oa.Dataset]:
     """20 Gaussian training points and 5 test points with random binary labels."""

@@ -16,8 +16,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from conftest import iris_split  # noqa: E402
 from sklearn.linear_model import LogisticRegression  # noqa: E402
-from sklearn.preprocessing import StandardScaler  # noqa: E402
 
 import openattrib as oa  # noqa: E402
 from openattrib.errors import BudgetError, ValidationError  # noqa: E402
@@ -31,9 +31,7 @@ torch.set_num_threads(1)  # a loaded 2-core machine: avoid intra-op oversubscrip
 
 
 def _iris():
-    ds = oa.datasets.load_iris()
-    ds = oa.Dataset(StandardScaler().fit_transform(ds.X), ds.y)
-    return ds.split(test_size=30, seed=0)
+    return iris_split()
 
 
 class ConvNet(torch.nn.Module):

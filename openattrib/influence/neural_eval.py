@@ -246,12 +246,13 @@ def digits_mlp_setting(
 ) -> MLPSetting:
     """scikit-learn's digits (8x8, 10 classes), standardised, split, optionally label noise.
 
-    ``flip`` of the training labels are replaced by a different random class (recorded in
-    ``setting.flipped``); training points are spread over ``n_contributors`` contributors.
+    ``flip`` of the training labels get a different random class
+    (:func:`openattrib.datasets.flip_labels`, recorded in ``setting.flipped``); training points are spread over ``n_contributors`` contributors.
     """
-    from sklearn.datasets import load_digits
+    from ..datasets import flip_labels, load_digits
 
-    X, y = load_digits(return_X_y=True)
+    digits = load_digits()
+    X, y = np.asarray(digits.X, dtype=np.float64), np.asarray(digits.y)
     rng = np.random.default_rng(np.random.SeedSequence(seed))
     order = rng.permutation(len(y))
     if n_train + n_test > len(y):
@@ -259,15 +260,12 @@ def digits_mlp_setting(
     tr, te = order[:n_train], order[n_train : n_train + n_test]
     mean, std = X[tr].mean(axis=0), X[tr].std(axis=0) + 1e-6
     X = (X - mean) / std
-    y_train = y[tr].copy()
-    flipped = np.zeros(n_train, dtype=bool)
-    n_flip = int(round(flip * n_train))
-    if n_flip:
-        chosen = rng.choice(n_train, size=n_flip, replace=False)
-        y_train[chosen] = (y_train[chosen] + rng.integers(1, 10, size=n_flip)) % 10
-        flipped[chosen] = True
     contributors = np.array([f"c{j % n_contributors}" for j in range(n_train)])
-    train = Dataset(X[tr], y_train, contributors=contributors)
+    train = Dataset(X[tr], y[tr], contributors=contributors)
+    flipped = np.zeros(n_train, dtype=bool)
+    if flip:
+        train, indices = flip_labels(train, flip, seed=seed)
+        flipped[indices] = True
     test = Dataset(X[te], y[te])
     return MLPSetting(train, test, hidden, steps, flipped)
 
