@@ -43,6 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 METHODS = ("trak", "ekfac", "datainf", "tracin")
 N_MODELS = 5  # TRAK ensemble
 N_CHECKPOINTS = 3  # TracIn
+TRAK_DIM = 256  # per model; below n_train so that Phi^T Phi can be invertible
 
 
 def prepare(workdir: Path, n_train: int, n_test: int, n_subsets: int, steps: int) -> None:
@@ -103,7 +104,15 @@ def run_openattrib(workdir: Path, method: str, data: dict) -> np.ndarray:
     model = _load(workdir, "model0.pt")
     if method == "trak":
         models = [_load(workdir, f"model{m}.pt") for m in range(N_MODELS)]
-        result = oa.influence(model, train, test, method="trak", models=models, progress=False)
+        result = oa.influence(
+            model,
+            train,
+            test,
+            method="trak",
+            models=models,
+            projection_dim=TRAK_DIM,
+            progress=False,
+        )
     elif method == "tracin":
         ckpts = [workdir / f"ckpt{c}.pt" for c in range(N_CHECKPOINTS)]
         result = oa.influence(
@@ -157,13 +166,14 @@ def run_dattri(workdir: Path, method: str, data: dict) -> np.ndarray:
 
     if method == "trak":
         states = [torch.load(workdir / f"model{m}.pt", weights_only=True) for m in range(N_MODELS)]
+        # dattri's TRAK differentiates loss_func on the training side: TRAK's f is the margin
         task = AttributionTask(
-            loss_func=loss_func, model=model, checkpoints=states, target_func=margin_func
+            loss_func=margin_func, model=model, checkpoints=states, target_func=margin_func
         )
         attributor = TRAKAttributor(
             task=task,
             correct_probability_func=correct_probability,
-            projector_kwargs={"proj_dim": 512, "device": "cpu"},
+            projector_kwargs={"proj_dim": TRAK_DIM, "device": "cpu"},
             device="cpu",
         )
         attributor.cache(train_loader)
@@ -181,7 +191,13 @@ def run_dattri(workdir: Path, method: str, data: dict) -> np.ndarray:
         )
         scores = attributor.attribute(train_loader, test_loader)
     elif method == "datainf":
-        state = torch.load(workdir / "model0.pt", weights_only=True)
+        # dattri 0.3.0's DataInf mixes float32 into its products: run it in float32
+        model.float()
+        state = {
+            k: v.float() for k, v in torch.load(workdir / "model0.pt", weights_only=True).items()
+        }
+        for loader in (train_loader, test_loader):
+            loader.dataset.tensors = (loader.dataset.tensors[0].float(), loader.dataset.tensors[1])
         task = AttributionTask(loss_func=loss_func, model=model, checkpoints=state)
         attributor = IFAttributorDataInf(task=task, device="cpu", regularization=1e-3)
         attributor.cache(train_loader)
@@ -231,6 +247,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--methods", default=",".join(METHODS))
     parser.add_argument("--worker", nargs=3, metavar=("WORKDIR", "LIBRARY", "METHOD"))
+    parser.add_argument("--reuse", help="a work directory whose prepared data to reuse")
     args = parser.parse_args()
     if args.worker:
         worker(Path(args.worker[0]), args.worker[1], args.worker[2])
@@ -238,8 +255,11 @@ def main() -> None:
     from openattrib.influence import lds
     from openattrib.influence.neural_eval import lds_stderr
 
-    workdir = Path(tempfile.mkdtemp(prefix="bench-neural-"))
-    prepare(workdir, args.n_train, args.n_test, args.n_subsets, args.steps)
+    if args.reuse:
+        workdir = Path(args.reuse)
+    else:
+        workdir = Path(tempfile.mkdtemp(prefix="bench-neural-"))
+        prepare(workdir, args.n_train, args.n_test, args.n_subsets, args.steps)
     data = np.load(workdir / "data.npz")
     masks, actual = data["masks"], data["actual"]
     print(
