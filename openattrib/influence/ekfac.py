@@ -56,9 +56,13 @@ class EKFACFactors:
     eigenvalues: list[np.ndarray]  # (d_out, d_in) each
     damping: list[float]
 
-    def whiten(self, index: int, G: np.ndarray) -> np.ndarray:
-        """``(Q_S^T G Q_A) / sqrt(Lambda + lambda)`` for a batch ``G`` (B, d_out, d_in)."""
-        rotated = np.einsum("os,boi,ia->bsa", self.q_s[index], G, self.q_a[index], optimize=True)
+    def whiten(self, index: int, a: Any, g: Any) -> np.ndarray:
+        """``(Q_S^T G_b Q_A) / sqrt(Lambda + lambda)`` for a batch, shape (B, d_out, d_in).
+
+        Rotates the layer inputs ``a`` and output gradients ``g`` first (two large matrix
+        products), then forms ``G_b`` in the eigenbasis.
+        """
+        rotated = rotated_gradients(a, g, self.q_a[index], self.q_s[index])
         return rotated / np.sqrt(self.eigenvalues[index] + self.damping[index])[None]
 
     def arrays(self) -> dict[str, np.ndarray]:
@@ -78,8 +82,13 @@ class EKFACFactors:
         )
 
 
-def _layer_gradients(a: Any, g: Any) -> np.ndarray:
-    return np.einsum("bto,bti->boi", g.double().numpy(), a.double().numpy(), optimize=True)
+def rotated_gradients(a: Any, g: Any, q_a: np.ndarray, q_s: np.ndarray) -> np.ndarray:
+    """``Q_S^T G_b Q_A = sum_t (Q_S^T g_bt)(Q_A^T a_bt)^T`` for a batch (B, d_out, d_in)."""
+    a = a.double().numpy()
+    g = g.double().numpy()
+    a = (a.reshape(-1, a.shape[-1]) @ q_a).reshape(a.shape)
+    g = (g.reshape(-1, g.shape[-1]) @ q_s).reshape(g.shape)
+    return np.ascontiguousarray(np.swapaxes(g, 1, 2)) @ a  # contiguous: batched BLAS
 
 
 def fit_ekfac(
@@ -109,9 +118,7 @@ def fit_ekfac(
     eig = [np.zeros((layer.d_out, layer.d_in)) for layer in layers]
     for _, pairs in engine.batches(train, batch_size=batch_size, targets=targets, seed=seed):
         for j, (a, g) in enumerate(pairs):
-            rotated = np.einsum(
-                "os,boi,ia->bsa", q_s[j], _layer_gradients(a, g), q_a[j], optimize=True
-            )
+            rotated = rotated_gradients(a, g, q_a[j], q_s[j])
             eig[j] += (rotated**2).sum(axis=0)
     eig = [e / train.n for e in eig]
     if damping is None:

@@ -49,6 +49,7 @@ from .torch_models import (
     GradientEngine,
     as_examples,
     kronecker_projection,
+    layer_gradients,
     model_hash,
     project,
     projected_width,
@@ -62,7 +63,7 @@ NEURAL_METHODS = ("ekfac", "datainf", "identity", "tracin", "trak")
 
 
 def _layer_features(
-    a: Any, g: Any, proj: tuple[Any, Any], whiten: Callable[[np.ndarray], np.ndarray] | None
+    a: Any, g: Any, proj: tuple[Any, Any], whiten: Callable[[Any, Any], np.ndarray] | None
 ) -> np.ndarray:
     """Features of one layer for a batch: ``R_out^T W(G) R_in`` flattened."""
     if whiten is None and (proj[0] is not None or proj[1] is not None):
@@ -74,10 +75,8 @@ def _layer_features(
             g = g @ r_out
         if r_in is not None:
             a = a @ r_in
-        return np.einsum("bto,bti->boi", g, a, optimize=True).reshape(g.shape[0], -1)
-    G = np.einsum("bto,bti->boi", g.double().numpy(), a.double().numpy(), optimize=True)
-    if whiten is not None:
-        G = whiten(G)
+        return (np.ascontiguousarray(np.swapaxes(g, 1, 2)) @ a).reshape(g.shape[0], -1)
+    G = layer_gradients(a, g) if whiten is None else whiten(a, g)
     return project(G, proj)
 
 
@@ -252,21 +251,14 @@ class NeuralInfluence:
         if self.method != "ekfac" or self.curvature != "ekfac":
             return [None] * len(self.engine.layers)
         factors = self.factors
-        return [(lambda G, j=j: factors.whiten(j, G)) for j in range(len(self.engine.layers))]
+        return [(lambda a, g, j=j: factors.whiten(j, a, g)) for j in range(len(self.engine.layers))]
 
     def _features_of(self, examples: Examples, out: np.ndarray, column: int) -> None:
         """Write the features of ``examples`` at the current state into ``out[:, column:]``."""
         whiteners = self._whiten_functions()
         for rows, pairs in self.engine.batches(examples, batch_size=self.batch_size):
             if self.whitener is not None:
-                G = np.hstack(
-                    [
-                        np.einsum("bto,bti->boi", g.double().numpy(), a.double().numpy()).reshape(
-                            a.shape[0], -1
-                        )
-                        for a, g in pairs
-                    ]
-                )
+                G = np.hstack([layer_gradients(a, g).reshape(a.shape[0], -1) for a, g in pairs])
                 out[rows, column : column + G.shape[1]] = G @ self.whitener.T
                 continue
             offset = column

@@ -48,6 +48,7 @@ __all__ = [
     "Layer",
     "covered_layers",
     "GradientEngine",
+    "layer_gradients",
     "model_hash",
 ]
 
@@ -499,15 +500,14 @@ class GradientEngine:
         """Full ``(n, n_params)`` per-example gradients (small models and tests)."""
         out = np.empty((examples.n, self.n_params))
         for rows, pairs in self.batches(examples, batch_size=batch_size):
-            out[rows] = np.hstack(
-                [
-                    np.einsum("bto,bti->boi", g.double().numpy(), a.double().numpy()).reshape(
-                        a.shape[0], -1
-                    )
-                    for a, g in pairs
-                ]
-            )
+            out[rows] = np.hstack([layer_gradients(a, g).reshape(a.shape[0], -1) for a, g in pairs])
         return out
+
+
+def layer_gradients(a: Any, g: Any) -> np.ndarray:
+    """Per-example ``G_b = sum_t g_bt a_bt^T`` of shape (B, d_out, d_in), float64."""
+    g = np.ascontiguousarray(np.swapaxes(g.double().numpy(), 1, 2))  # batched BLAS needs it
+    return g @ a.double().numpy()
 
 
 # ---------------------------------------------------------------------------- projection
@@ -543,7 +543,7 @@ def project(G: np.ndarray, proj: tuple[Any, Any]) -> np.ndarray:
     """``R_out^T G_b R_in`` for a batch ``G`` of shape ``(B, d_out, d_in)``, flattened."""
     r_out, r_in = proj
     if r_out is not None:
-        G = np.einsum("ok,boi->bki", r_out, G)
+        G = r_out.T @ G
     if r_in is not None:
         G = G @ r_in
     return G.reshape(G.shape[0], -1)
