@@ -303,15 +303,14 @@ def test_generation_attribution_per_token_adds_up(tiny_lm):
     model, ids, owners = tiny_lm
     train = ids[:30]
     prompt, completion = ids[40][:12], ids[40][12:20]
-    result = oa.attribute_prediction(
-        model,
-        train,
-        prompt,
-        y=completion,
-        method="ekfac",
-        contributors=owners[:30],
-        projection_dim=64,
-    )
+
+    def request():
+        return oa.attribute_prediction(
+            model, train, prompt, y=completion, method="ekfac", contributors=owners[:30],
+            projection_dim=64,
+        )  # fmt: skip
+
+    result = request()
     matrix = result.to_array()
     assert matrix.shape == (1 + completion.size, 30)
     # float32 model: gradients carry ~1e-7 relative rounding, summed over the sequence
@@ -321,15 +320,7 @@ def test_generation_attribution_per_token_adds_up(tiny_lm):
     assert set(per_contributor.names) == set(owners[:30])
     assert per_contributor.values.sum() == pytest.approx(matrix[0].sum())
     # the same request again reuses the fitted training side
-    again = oa.attribute_prediction(
-        model,
-        train,
-        prompt,
-        y=completion,
-        method="ekfac",
-        contributors=owners[:30],
-        projection_dim=64,
-    )
+    again = request()
     assert again.diagnostics["fit_seconds"] == result.diagnostics["fit_seconds"]
     np.testing.assert_array_equal(again.to_array(), matrix)
 

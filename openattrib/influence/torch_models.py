@@ -12,7 +12,9 @@ batch give every example's gradient; nothing is materialised per parameter.
 
 Influence is taken over the trainable parameters of covered layers (with ``peft`` only the
 LoRA matrices are trainable); other trainable parameters (embeddings, norms) are listed in
-the result's diagnostics and ignored, as in Kronfluence and LoGra.
+the result's diagnostics and ignored, as in Kronfluence and LoGra. A weight shared with an
+uncovered module (an output layer tied to the input embeddings) contributes only its
+covered use; untie it (``tie_word_embeddings=False``) for exact gradients.
 
 Data: an :class:`~openattrib.data.Dataset` (tabular features, class labels), token ids (a
 2-D integer array or a list of 1-D arrays, right-padded; the loss is the summed next-token
