@@ -45,6 +45,7 @@ import numpy as np
 from ..errors import ValidationError
 from .base import FastPath
 from .multinomial import damped_newton, link_parts, predictor_starts
+from .newton_cg import LogisticProblem, dense_preconditioner, newton_cg
 from .scoring import NotSupported
 
 __all__ = ["LogisticFastPath"]
@@ -52,9 +53,12 @@ __all__ = ["LogisticFastPath"]
 STEP_TOL = 1e-7
 MAX_NEWTON_ITER = 100
 SUPPORTED_SOLVERS = ("lbfgs", "newton-cg", "newton-cholesky")
-#: above this many coefficients (classes x (features + 1)) a multinomial coalition's dense
-#: Newton solve costs more than scikit-learn's L-BFGS refit: keep the generic path
-MAX_MULTINOMIAL_COEFFICIENTS = 256
+#: above this many coefficients (vectors x (features + 1)) a dense Newton solve costs more
+#: than scikit-learn's L-BFGS refit: such class sets use the Hessian-free Newton-CG solver
+MAX_DENSE_COEFFICIENTS = 256
+#: largest problem whose Newton-CG preconditioner is a dense inverse Hessian (else Jacobi)
+MAX_DENSE_PRECONDITIONER = 2000
+MAX_CG_ITER = 250
 _CELLS = 4_000_000  # bound on the work arrays of one block of coalitions (float64 entries)
 
 ClassSet = tuple[int, ...]
@@ -127,24 +131,70 @@ class LogisticFastPath(FastPath):
         if self.fit_intercept:
             self.penalty[-1] = 0.0
         m = n_vectors(tuple(range(self.n_classes))) if self.n_classes >= 2 else 1
-        if m > 1 and m * p > MAX_MULTINOMIAL_COEFFICIENTS:
-            raise NotSupported(
-                f"{m} classes x {p} coefficients = {m * p} > {MAX_MULTINOMIAL_COEFFICIENTS} "
-                "(a dense multinomial Newton solve is slower than the refit)"
-            )
-        # per coalition: scores and weights (rows x m x m), gradient, Hessian and its solve
-        cost = X.shape[0] * max(p, m * m + 2 * m) + 3 * (m * p) ** 2
+        if self._hessian_free(m):
+            # per coalition: scores, probabilities and CG products (rows x m), vectors (q)
+            cost = X.shape[0] * 4 * m + 8 * m * p
+        else:
+            # per coalition: scores and weights (rows x m x m), gradient, Hessian and its solve
+            cost = X.shape[0] * max(p, m * m + 2 * m) + 3 * (m * p) ** 2
         self.max_block = int(max(1, min(32, _CELLS // cost)))
         self.max_batch = self.max_block
         self._full: np.ndarray | None = None
+        self._preconditioners: dict[tuple, Any] = {}
+
+    def _hessian_free(self, m: int) -> bool:
+        return m * self.X.shape[1] > MAX_DENSE_COEFFICIENTS
 
     # -- one class set -------------------------------------------------------------------
     def _solve(
         self, rows: np.ndarray, mask: np.ndarray, W0: np.ndarray, classes: ClassSet
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Newton on ``F`` for the coalitions in the columns of ``mask`` (over ``rows``)."""
+        """Newton on ``F`` for the coalitions in the columns of ``mask`` (weights over ``rows``)."""
+        if self._hessian_free(n_vectors(classes)):
+            labels = np.searchsorted(np.asarray(classes), self.label_index[rows])
+            problem = LogisticProblem(
+                self.X[rows], labels, n_vectors(classes), self.penalty, self.fit_intercept
+            )
+            ratio = float(mask.sum(axis=0).mean()) / max(1, self._n_rows_of(classes))
+            return newton_cg(
+                problem,
+                mask,
+                W0,
+                preconditioner=self._preconditioner(classes, ratio),
+                max_iter=MAX_NEWTON_ITER,
+                step_tol=STEP_TOL,
+                max_cg=MAX_CG_ITER,
+            )
         objective, derivatives = self._parts(rows, classes)
         return damped_newton(objective, derivatives, mask, W0, MAX_NEWTON_ITER, STEP_TOL)
+
+    def _n_rows_of(self, classes: ClassSet) -> int:
+        return int(np.isin(self.label_index, classes).sum())
+
+    def _preconditioner(self, classes: ClassSet, ratio: float, at: np.ndarray | None = None):
+        """Inverse dense Hessian of the rows of ``classes`` at the full solution, weighted
+        ``ratio`` (bucketed to 1/40), shared by a batch of coalitions; None: Jacobi."""
+        m = n_vectors(classes)
+        if m * self.X.shape[1] > MAX_DENSE_PRECONDITIONER:
+            return None
+        bucket = max(1, round(40 * ratio))
+        key = (classes, bucket)
+        if at is None and key in self._preconditioners:
+            return self._preconditioners[key]
+        rows = np.flatnonzero(np.isin(self.label_index, classes))
+        labels = np.searchsorted(np.asarray(classes), self.label_index[rows])
+        problem = LogisticProblem(self.X[rows], labels, m, self.penalty, self.fit_intercept)
+        point = at
+        if point is None:
+            everything = tuple(range(self.n_classes))
+            point = self._convert(self._full_solution(), everything, classes)
+        hessian = problem.dense_hessian(np.full(len(rows), bucket / 40.0), point)
+        apply = dense_preconditioner(hessian)
+        if at is None:
+            if len(self._preconditioners) >= 16:
+                self._preconditioners.pop(next(iter(self._preconditioners)))
+            self._preconditioners[key] = apply
+        return apply
 
     def _parts(self, rows: np.ndarray, classes: ClassSet):
         labels = np.searchsorted(np.asarray(classes), self.label_index[rows])
@@ -223,10 +273,22 @@ class LogisticFastPath(FastPath):
     ) -> tuple[np.ndarray, list]:
         """Solve the prefixes ending at ``ends`` (all with class set ``classes``)."""
         used = rows[: ends[-1]]
-        objective, derivatives = self._parts(used, classes)
         mask = (np.arange(len(used))[:, None] < ends[None, :]).astype(np.float64)
         start = self._convert(state.coef, state.classes, classes)
         starts = np.broadcast_to(start, (len(ends), start.size))
+        if self._hessian_free(n_vectors(classes)):
+            W, converged = self._solve(used, mask, starts, classes)
+        else:
+            W, converged = self._dense_walk_solve(state, used, mask, ends, starts, classes)
+        if converged.any():
+            best = int(np.flatnonzero(converged)[-1])
+            state.coef, state.classes = W[best].copy(), classes
+            state.n_fitted = int(ends[best])
+        return self._predict(W, converged, classes)
+
+    def _dense_walk_solve(self, state, used, mask, ends, starts, classes):
+        """Dense Newton on the prefixes, from starts predicted row by row when possible."""
+        objective, derivatives = self._parts(used, classes)
         if state.classes == classes and state.coef is not None and state.n_fitted > 0:
             old = (np.arange(len(used)) < state.n_fitted).astype(np.float64)[:, None]
             hessian = derivatives(old, state.coef[None, :])[2][0]
@@ -246,14 +308,7 @@ class LogisticFastPath(FastPath):
                 # keep a prediction only where it beats the previous solution
                 better = objective(mask, predicted) < objective(mask, starts)
                 starts = np.where(better[:, None], predicted, starts)
-        W, converged = damped_newton(
-            objective, derivatives, mask, starts, MAX_NEWTON_ITER, STEP_TOL
-        )
-        if converged.any():
-            best = int(np.flatnonzero(converged)[-1])
-            state.coef, state.classes = W[best].copy(), classes
-            state.n_fitted = int(ends[best])
-        return self._predict(W, converged, classes)
+        return damped_newton(objective, derivatives, mask, starts, MAX_NEWTON_ITER, STEP_TOL)
 
     # -- batches -------------------------------------------------------------------------
     def _full_solution(self) -> np.ndarray:
@@ -262,11 +317,44 @@ class LogisticFastPath(FastPath):
             everything: ClassSet = tuple(range(self.n_classes))
             rows = np.arange(self.X.shape[0])
             start = np.zeros((1, n_vectors(everything) * self.X.shape[1]))
-            W, ok = self._solve(rows, np.ones((len(rows), 1)), start, everything)
+            ones = np.ones((len(rows), 1))
+            if self._hessian_free(n_vectors(everything)):
+                labels = self.label_index
+                problem = LogisticProblem(
+                    self.X, labels, n_vectors(everything), self.penalty, self.fit_intercept
+                )
+                W, ok = newton_cg(
+                    problem,
+                    ones,
+                    start,
+                    preconditioner=self._preconditioner(everything, 1.0, at=start[0]),
+                    max_iter=MAX_NEWTON_ITER,
+                    step_tol=STEP_TOL,
+                    max_cg=MAX_CG_ITER,
+                )
+            else:
+                W, ok = self._solve(rows, ones, start, everything)
             self._full = W[0] if ok[0] else np.zeros_like(start[0])
         return self._full
 
     def outputs(self, row_sets: list[np.ndarray]) -> tuple[np.ndarray, list]:
+        return self._grouped(row_sets, None)
+
+    def weighted_outputs(self, weights: np.ndarray) -> tuple[np.ndarray, list]:
+        """Validation outputs of fits with sample weights, one row of ``weights`` per fit.
+
+        Integer weights are repeated rows: a bootstrap bag is its draw counts on the full
+        training data, no rows copied (scikit-learn's objective with ``sample_weight`` is
+        the same sum with the penalty scaled by the weights' total). A fit's class set is
+        the classes of its positively weighted rows; every fit must have two or more.
+        """
+        row_sets = [np.flatnonzero(w > 0) for w in weights]
+        return self._grouped(row_sets, [w[r] for w, r in zip(weights, row_sets, strict=True)])
+
+    def _grouped(
+        self, row_sets: list[np.ndarray], row_weights: list[np.ndarray] | None
+    ) -> tuple[np.ndarray, list]:
+        """Solve coalitions grouped by class set, from the full-data solution."""
         outputs = np.zeros((len(row_sets), self.n_valid), dtype=np.int64)
         troubles: list = [None] * len(row_sets)
         groups: dict[ClassSet, list[int]] = {}
@@ -278,7 +366,8 @@ class LogisticFastPath(FastPath):
             union = np.unique(np.concatenate([row_sets[j] for j in members]))
             mask = np.zeros((len(union), len(members)))
             for column, j in enumerate(members):
-                mask[np.searchsorted(union, row_sets[j]), column] = 1.0
+                where = np.searchsorted(union, row_sets[j])
+                mask[where, column] = 1.0 if row_weights is None else row_weights[j]
             start = self._convert(full, tuple(range(self.n_classes)), classes)
             W0 = np.broadcast_to(start, (len(members), start.size))
             W, converged = self._solve(union, mask, W0, classes)
