@@ -44,6 +44,7 @@ import numpy as np
 
 from ..errors import ValidationError
 from .base import FastPath
+from .binary_walk import BinaryWalker
 from .multinomial import damped_newton, link_parts, predictor_starts
 from .newton_cg import LogisticProblem, dense_preconditioner, newton_cg
 from .scoring import NotSupported
@@ -109,6 +110,7 @@ class _WalkState:
         self.coef: np.ndarray | None = None
         self.classes: ClassSet | None = None
         self.n_fitted = 0
+        self.walker: BinaryWalker | None = None
 
 
 class LogisticFastPath(FastPath):
@@ -141,6 +143,10 @@ class LogisticFastPath(FastPath):
         self.max_batch = self.max_block
         self._full: np.ndarray | None = None
         self._preconditioners: dict[tuple, Any] = {}
+        # two classes and a dense problem: walks solve prefix by prefix (.binary_walk)
+        self._sequential = self.n_classes == 2 and not self._hessian_free(1)
+        if self._sequential:
+            self.grow_truncated_blocks = False
 
     def _hessian_free(self, m: int) -> bool:
         return m * self.X.shape[1] > MAX_DENSE_COEFFICIENTS
@@ -252,6 +258,8 @@ class LogisticFastPath(FastPath):
         ends = len(rows) - sizes.sum() + np.cumsum(sizes)
         outputs = np.zeros((len(steps), self.n_valid), dtype=np.int64)
         troubles: list = [None] * len(steps)
+        if self._sequential:
+            return self._walk_sequential(state, rows, ends, needed, outputs, troubles)
         first = 0
         while first < len(steps):  # segments of consecutive steps with the same class set
             last = first
@@ -266,6 +274,20 @@ class LogisticFastPath(FastPath):
                 for position, j in enumerate(keep):
                     troubles[j] = trouble[position]
             first = last + 1
+        return outputs, troubles
+
+    def _walk_sequential(self, state, rows, ends, needed, outputs, troubles):
+        """Two classes: each needed prefix solved from the previous one (:mod:`.binary_walk`)."""
+        if state.walker is None:
+            state.walker = BinaryWalker(self.penalty, self.X_valid, MAX_NEWTON_ITER, STEP_TOL)
+        walker = state.walker
+        X, y = self.X[rows], self.label_index[rows].astype(np.float64)
+        for j in np.flatnonzero(needed):
+            end = int(ends[j])
+            if walker.solve(X[:end], y[:end]):
+                outputs[j] = walker.outputs()
+            else:
+                troubles[j] = "not_converged"
         return outputs, troubles
 
     def _walk_segment(

@@ -166,19 +166,24 @@ class LogisticProblem:
 Preconditioner = Callable[[np.ndarray, np.ndarray, tuple], np.ndarray]
 
 
-def dense_preconditioner(hessian: np.ndarray) -> Preconditioner | None:
-    """``r -> H^-1 r`` for a shared reference Hessian, or None if it is not positive definite."""
+class DensePreconditioner:
+    """``r -> H^-1 r`` for a shared reference Hessian (picklable, for worker processes)."""
+
+    def __init__(self, inverse: np.ndarray) -> None:
+        self.inverse = inverse
+
+    def __call__(self, R: np.ndarray, idx: np.ndarray, curvature: tuple) -> np.ndarray:
+        return R @ self.inverse
+
+
+def dense_preconditioner(hessian: np.ndarray) -> DensePreconditioner | None:
+    """The preconditioner of a reference Hessian, or None if it is not positive definite."""
     try:
         factor = np.linalg.cholesky(hessian)
     except np.linalg.LinAlgError:
         return None
     inverse_factor = np.linalg.inv(factor)
-    inverse = inverse_factor.T @ inverse_factor
-
-    def apply(R: np.ndarray, idx: np.ndarray, curvature: tuple) -> np.ndarray:
-        return R @ inverse
-
-    return apply
+    return DensePreconditioner(inverse_factor.T @ inverse_factor)
 
 
 def newton_cg(
