@@ -226,6 +226,11 @@ def data_oob(
     (the mean value of the scored players), their ``counts`` is 0, and they are listed in
     ``diagnostics["never_out_of_bag"]``. Results are identical for every ``n_jobs``.
 
+    Classifiers with an exact sample-weighted fast path (``LogisticRegression``, see
+    :mod:`openattrib.fast`) fit all bags of a task at once as bootstrap counts on the full
+    data, the same objective as the drawn rows; a bag the path cannot solve is refitted
+    and counted in ``diagnostics["bags"]`` as ``"fast_fallback: <reason>"``.
+
     Parameters
     ----------
     train : Dataset

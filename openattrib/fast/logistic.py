@@ -26,14 +26,20 @@ from the full-data solution restricted to that set. Each coalition is iterated u
 Newton step is below ``STEP_TOL`` relative to the coefficients: the remaining error is then
 of order ``STEP_TOL ** 2``, far below scikit-learn's own optimisation tolerance.
 
+Problems above ``MAX_DENSE_COEFFICIENTS`` coefficients (vectors x (features + 1): digits'
+10 classes x 65 = 650) are solved by Hessian-free Newton-CG (:mod:`.newton_cg`),
+preconditioned by the inverse Hessian of the full data at its solution; a dense solve there
+would cost more than scikit-learn's L-BFGS. Two-class walks solve prefix by prefix
+(:mod:`.binary_walk`). Coalitions missing one row (leave-one-out) start from the Woodbury
+Newton step off the full solution (:meth:`LogisticFastPath._leave_one_out_starts`). Fits with
+sample weights (bootstrap bags) go through :meth:`LogisticFastPath.weighted_outputs`.
+
 The result is the exact optimum of scikit-learn's objective. scikit-learn's own solvers stop
 at ``tol`` (L-BFGS: projected gradient below 1e-4 by default), so its coefficients differ
 from the optimum by about that much: predictions agree except for validation points within
 that distance of a decision boundary ("equal to scikit-learn's fit within tolerance").
 A coalition whose iterations do not converge is refitted generically and counted as
-``failures["fast_fallback: not_converged"]``. Multinomial problems with more than
-``MAX_MULTINOMIAL_COEFFICIENTS`` coefficients (classes x (features + 1)) keep the generic
-refit: there a dense Newton solve costs more than scikit-learn's L-BFGS.
+``failures["fast_fallback: not_converged"]``.
 """
 
 from __future__ import annotations
