@@ -29,7 +29,7 @@ from collections.abc import Callable
 import numpy as np
 from scipy.special import expit
 
-from .multinomial import INTERCEPT_SHIFT_WEIGHT, logsumexp
+from .multinomial import INTERCEPT_SHIFT_WEIGHT, halve_until_descent, logsumexp
 
 __all__ = ["LogisticProblem", "newton_cg"]
 
@@ -222,22 +222,7 @@ def newton_cg(
         else:
             precondition = preconditioner
         step = _pcg(problem, curvature, gradient, precondition, eta, max_cg)
-        scale = np.ones(len(active))
-        candidate = Wa - step
-        long_step = np.max(np.abs(step), axis=1) > 1e-3 * (1.0 + np.max(np.abs(Wa), axis=1))
-        long_step |= ~np.isfinite(step).all(axis=1)
-        after = np.full(len(active), -np.inf)
-        if long_step.any():
-            after[long_step] = problem.objective(Ma[:, long_step], candidate[long_step])
-        for _halving in range(30):
-            worse = ~(after <= before + 1e-12 * np.abs(before))  # NaN counts as worse
-            if not worse.any():
-                break
-            scale[worse] *= 0.5
-            candidate[worse] = Wa[worse] - scale[worse, None] * step[worse]
-            after[worse] = problem.objective(Ma[:, worse], candidate[worse])
-        failed = ~(after <= before + 1e-12 * np.abs(before))
-        candidate[failed] = Wa[failed]
+        candidate, scale, failed = halve_until_descent(problem.objective, Ma, Wa, step, before)
         W[active] = candidate
         moved = np.max(np.abs(scale[:, None] * step), axis=1)
         done = ~failed & (scale == 1.0)
