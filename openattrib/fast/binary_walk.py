@@ -10,14 +10,15 @@ slowest column. This walker solves prefix ``k`` exactly from prefix ``k - 1``'s 
    ``s x x'`` (``s = pi (1 - pi)``). One Newton step with the previous inverse Hessian
    updated by the Sherman-Morrison formula (Golub & Van Loan, *Matrix Computations*, 4th
    ed., 2013, sec. 2.1.4) gives ``w - (pi - y) H^-1 x / (1 + s x'H^-1 x)``: the previous
-   factorisation is reused, nothing is refactorised for the start;
-2. **corrector**: Newton iterations on the prefix's rows (one ``p x p`` inverse each) until
+   Cholesky factor is reused (LAPACK ``potrs``), nothing is refactorised for the start;
+2. **corrector**: Newton iterations on the prefix's rows (one ``p x p`` Cholesky solve,
+   LAPACK ``posv``, each) until
    the error left is below ``step_tol`` relative to the coefficients: a full step that
    small, or two full steps ``d1 > d2`` in the quadratic regime, where the error left
    after the second is about ``d2 (d2 / d1) ** 2`` (the error squares at each iteration,
-   Nocedal & Wright, *Numerical Optimization*, 2nd ed., 2006, thm 3.5). Long steps are
-   halved until ``F`` does not increase (ibid., ch. 3). From the predicted start two
-   iterations suffice; the last inverse Hessian is kept for the next prefix's predictor.
+   Nocedal & Wright, *Numerical Optimization*, 2nd ed., 2006, thm 3.5). Long steps
+   (``LONG_STEP``) are halved until ``F`` does not increase (ibid., ch. 3). From the predicted start two
+   iterations suffice; the last Cholesky factor is kept for the next prefix's predictor.
 
 ``F = sum_i loss_i + ||w||^2 / (2C)`` (intercept unpenalised) is scikit-learn's objective
 times the number of rows, as in :mod:`.logistic`. Everything works on small arrays held by
@@ -27,9 +28,15 @@ the caller, so the cost per prefix is a few dozen small numpy operations.
 from __future__ import annotations
 
 import numpy as np
+from scipy.linalg.lapack import dposv, dpotrs
 from scipy.special import expit
 
 __all__ = ["BinaryWalker"]
+
+#: steps longer than this (relative to the coefficients) are checked for descent; shorter
+#: ones, from the predicted start, are taken in full (a poor one only costs an iteration:
+#: convergence is declared on small contracting steps alone)
+LONG_STEP = 0.1
 
 
 class BinaryWalker:
@@ -43,7 +50,7 @@ class BinaryWalker:
         self.max_iter = max_iter
         self.step_tol = step_tol
         self.w: np.ndarray | None = None  # optimum of the rows solved so far
-        self.inverse: np.ndarray | None = None  # inverse Hessian near it
+        self.factor: np.ndarray | None = None  # Cholesky factor of the Hessian near it
         self.n_solved = 0
 
     def _objective(self, X: np.ndarray, y: np.ndarray, w: np.ndarray) -> float:
@@ -51,15 +58,22 @@ class BinaryWalker:
         return float(np.sum(np.logaddexp(0.0, z) - y * z) + 0.5 * np.dot(self.penalty * w, w))
 
     def _predict_start(self, X_new: np.ndarray, y_new: np.ndarray) -> np.ndarray:
-        """Sherman-Morrison quasi-Newton steps adding the new rows one at a time."""
-        w, inverse = self.w.copy(), self.inverse
+        """Sherman-Morrison quasi-Newton steps adding the new rows one at a time.
+
+        ``H^-1 x`` comes from the kept Cholesky factor, corrected by the rank-one updates
+        of the rows added before in this call (product form, no inverse is formed).
+        """
+        w = self.w.copy()
+        updates: list[tuple[float, np.ndarray]] = []
         for x, label in zip(X_new, y_new, strict=True):
             pi = 1.0 / (1.0 + np.exp(-np.dot(x, w)))
             s = pi * (1.0 - pi)
-            hx = inverse @ x
+            hx = dpotrs(self.factor, x)[0]
+            for weight, h in updates:
+                hx -= (weight * np.dot(h, x)) * h
             denominator = 1.0 + s * np.dot(x, hx)
             w -= ((pi - label) / denominator) * hx
-            inverse = inverse - (s / denominator) * np.outer(hx, hx)
+            updates.append((s / denominator, hx))
         return w
 
     def solve(self, X: np.ndarray, y: np.ndarray) -> bool:
@@ -72,25 +86,26 @@ class BinaryWalker:
             if not np.isfinite(w).all():
                 w = self.w.copy()
         penalty = self.penalty
+        diagonal = slice(None, None, len(w) + 1)
+        XT = X.T
         before = None
         previous = np.inf  # the last full step's size
         for _iteration in range(self.max_iter):
             z = X @ w
             pi = expit(z)
-            gradient = X.T @ (pi - y) + penalty * w
-            hessian = (X.T * (pi * (1.0 - pi))) @ X
-            hessian.flat[:: len(w) + 1] += penalty
-            try:
-                inverse = np.linalg.inv(hessian)
-            except np.linalg.LinAlgError:
+            gradient = XT @ (pi - y)
+            gradient += penalty * w
+            hessian = (XT * (pi * (1.0 - pi))) @ X
+            hessian.flat[diagonal] += penalty
+            factor, step, info = dposv(hessian, gradient)
+            if info != 0:
                 return False
-            step = inverse @ gradient
             size = float(np.abs(step).max())
-            if not np.isfinite(size):
+            if not size < np.inf:
                 return False
             reference = 1.0 + float(np.abs(w).max())
             scale = 1.0
-            if size > 1e-3 * reference:
+            if size > LONG_STEP * reference:
                 if before is None:
                     before = float(np.sum(np.logaddexp(0.0, z) - y * z))
                     before += 0.5 * np.dot(penalty * w, w)
@@ -101,16 +116,17 @@ class BinaryWalker:
                         return False
                     after = self._objective(X, y, w - scale * step)
                 before = after
+                w = w - scale * step
             else:
                 before = None
-            w = w - scale * step
+                w = w - step
             if scale == 1.0 and (
                 size <= self.step_tol * reference
                 # quadratic convergence: the error left after this step is about
                 # size * (size / previous) ** 2 (Newton's error squares each iteration)
                 or (size <= 1e-2 * reference and size**3 <= self.step_tol * reference * previous**2)
             ):
-                self.w, self.inverse, self.n_solved = w, inverse, n
+                self.w, self.factor, self.n_solved = w, factor, n
                 return True
             previous = size if scale == 1.0 else np.inf
         return False

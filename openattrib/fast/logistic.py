@@ -153,7 +153,7 @@ class LogisticFastPath(FastPath):
         # two classes and a dense problem: walks solve prefix by prefix (.binary_walk)
         self._sequential = self.n_classes == 2 and not self._hessian_free(1)
         if self._sequential:
-            self.grow_truncated_blocks = False
+            self.truncated_block, self.grow_truncated_blocks = 8, False
 
     def _hessian_free(self, m: int) -> bool:
         return m * self.X.shape[1] > MAX_DENSE_COEFFICIENTS
