@@ -200,13 +200,18 @@ def newton_cg(
 
     Each iteration solves ``H s = g`` by preconditioned conjugate gradients to the relative
     residual ``eta = min(0.1, sqrt(max|g| / total weight))`` and halves the step until ``F``
-    does not increase. A coalition has converged once a full step is below ``step_tol``
-    relative to its coefficients. A coalition on which no halved step descends (or whose
-    iterations run out) is returned with ``converged`` False.
+    does not increase. A coalition has converged once the error left is below ``step_tol``
+    relative to its coefficients: a full step that small, or a full step ``d2`` at most
+    1/100 of the previous one ``d1`` with ``d2 * (d2 / d1)`` that small (the forcing
+    sequence makes the convergence superlinear, so the ratio of successive errors only
+    falls and the error left after a step is at most about ``d2 * (d2 / d1)``; Nocedal &
+    Wright, thm 7.2). A coalition on which no
+    halved step descends (or whose iterations run out) is returned with ``converged`` False.
     """
     B = weights.shape[1]
     W = np.array(W0, dtype=np.float64, copy=True)
     converged = np.zeros(B, dtype=bool)
+    previous = np.full(B, np.inf)  # each coalition's last full step
     totals = np.maximum(weights.sum(axis=0), 1e-300)
     active = np.arange(B)
     for _iteration in range(max_iter):
@@ -225,9 +230,15 @@ def newton_cg(
         candidate, scale, failed = halve_until_descent(problem.objective, Ma, Wa, step, before)
         W[active] = candidate
         moved = np.max(np.abs(scale[:, None] * step), axis=1)
-        done = ~failed & (scale == 1.0)
-        done &= moved <= step_tol * (1.0 + np.max(np.abs(candidate), axis=1))
+        reference = step_tol * (1.0 + np.max(np.abs(candidate), axis=1))
+        last = previous[active]
+        # superlinear convergence: the error left after this step is at most about
+        # moved * (moved / last) once the steps contract fast (see the docstring)
+        contracting = np.isfinite(last) & (moved <= 1e-2 * last)
+        small = (moved <= reference) | (contracting & (moved * moved <= reference * last))
+        done = ~failed & (scale == 1.0) & small
         converged[active[done]] = True
+        previous[active] = np.where(scale == 1.0, moved, np.inf)
         active = active[~done & ~failed]
         if active.size == 0:
             break
