@@ -27,6 +27,10 @@ from openattrib.games import ModelUtility
 # scikit-learn's own Newton-CG run to tol=1e-10 is the reference optimum: its L-BFGS stops on
 # the relative decrease of the objective (ftol) first and leaves intercepts ~1e-5 away on
 # the 64-pixel digits problem
+# the refitted side of a comparison may stop at max_iter on noisy labels: that is the
+# comparison's point, not a test failure
+pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+
 TIGHT = {"tol": 1e-10, "max_iter": 100_000, "solver": "newton-cg"}
 
 
