@@ -143,7 +143,11 @@ def ours(task: str, data: dict, out: dict) -> None:
     train, valid = oa.Dataset(data["X"], data["y"]), oa.Dataset(data["X_valid"], data["y_valid"])
     if task == "oob":
         result = oa.data_oob(
-            train, LogisticRegression(), n_estimators=int(data["n"]), seed=0, progress=False
+            train,
+            estimator=LogisticRegression(),
+            n_estimators=int(data["n"]),
+            seed=0,
+            progress=False,
         )
     elif task == "msr":
         game = oa.ModelUtility(LogisticRegression(), train, valid, cache_size=0)

@@ -121,9 +121,13 @@ def test_weighted_bags_equal_fits_on_the_drawn_rows():
 def test_data_oob_fast_bags_agree_with_refitted_bags(monkeypatch):
     train, _ = digits(150)
     noisy, flipped = oa.datasets.flip_labels(train, 0.1, seed=0)
-    fast = oa.data_oob(noisy, LogisticRegression(), n_estimators=24, seed=3, progress=False)
+    fast = oa.data_oob(
+        noisy, estimator=LogisticRegression(), n_estimators=24, seed=3, progress=False
+    )
     monkeypatch.setattr(oob._Bagger, "_fast_path", lambda self: None)
-    slow = oa.data_oob(noisy, LogisticRegression(), n_estimators=24, seed=3, progress=False)
+    slow = oa.data_oob(
+        noisy, estimator=LogisticRegression(), n_estimators=24, seed=3, progress=False
+    )
     assert fast.diagnostics["bags"] == slow.diagnostics["bags"] == {"fitted": 24}
     np.testing.assert_array_equal(fast.counts, slow.counts)
     # a point's value is its mean correctness over its out-of-bag fits: fits that disagree
@@ -138,9 +142,9 @@ def test_data_oob_contributor_bags_use_row_weights(monkeypatch):
     owners = [f"c{i % 40}" for i in range(120)]
     ds = oa.Dataset(X, y, contributors=owners)
     kwargs = {"n_estimators": 12, "seed": 1, "players": "contributors", "progress": False}
-    fast = oa.data_oob(ds, LogisticRegression(tol=1e-6), **kwargs)
+    fast = oa.data_oob(ds, estimator=LogisticRegression(tol=1e-6), **kwargs)
     monkeypatch.setattr(oob._Bagger, "_fast_path", lambda self: None)
-    slow = oa.data_oob(ds, LogisticRegression(tol=1e-6), **kwargs)
+    slow = oa.data_oob(ds, estimator=LogisticRegression(tol=1e-6), **kwargs)
     np.testing.assert_array_equal(fast.counts, slow.counts)
     np.testing.assert_allclose(fast.values, slow.values, atol=1.0 / 3)
     assert np.mean(np.isclose(fast.values, slow.values)) >= 0.95

@@ -187,7 +187,7 @@ class _Bagger:
             from ..games import ModelUtility
 
             train = Dataset(self.X, self.y)
-            path = ModelUtility(self.estimator, train, train, "accuracy").fast_path
+            path = ModelUtility(self.estimator, train, train, scorer="accuracy").fast_path
             self._fast = path if hasattr(path, "weighted_outputs") else False
         return self._fast or None
 
