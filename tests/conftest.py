@@ -8,6 +8,7 @@ writeable, so no test can alter what another one sees.
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import shutil
 import subprocess
@@ -100,3 +101,45 @@ def chromium_args(browser: str, profile: Path) -> list[str]:
         "--disable-background-networking", "--disable-component-update", "--disable-sync",
         f"--user-data-dir={profile}",
     ]  # fmt: skip
+
+
+# ---------------------------------------------------------------------------- npm packages
+NODE_DIR = Path(__file__).parent / "node"
+
+
+@pytest.fixture(scope="session")
+def node_packages() -> Path:
+    """tests/node with its pinned npm packages installed (``npm ci`` from its lock file).
+
+    Used by the OpenZeppelin merkle-tree oracle, the solc rebuild of the contracts and the
+    ganache node. ``npm ci`` runs under a file lock (test workers share the folder). Skips
+    only when node or npm is absent from the machine; a failing ``npm ci`` fails.
+    """
+    if shutil.which("node") is None or shutil.which("npm") is None:
+        pytest.skip("node and npm are needed for the npm-package oracles (solc, ganache, OZ)")
+    lock = json.loads((NODE_DIR / "package-lock.json").read_text())
+    wanted = {
+        name.removeprefix("node_modules/"): spec["version"]
+        for name, spec in lock["packages"].items()
+        if name.count("node_modules/") == 1 and not spec.get("dev")
+    }
+
+    def missing() -> bool:
+        for name, version in wanted.items():
+            path = NODE_DIR / "node_modules" / name / "package.json"
+            if not path.exists() or json.loads(path.read_text()).get("version") != version:
+                return True
+        return False
+
+    with open(Path(tempfile.gettempdir()) / "openattrib-npm.lock", "w") as file_lock:
+        fcntl.flock(file_lock, fcntl.LOCK_EX)
+        if missing():
+            result = subprocess.run(
+                [shutil.which("npm"), "ci", "--prefix", str(NODE_DIR), "--no-audit", "--no-fund"],
+                capture_output=True,
+                text=True,
+                timeout=900,
+            )
+            if result.returncode != 0:
+                pytest.fail(f"npm ci --prefix tests/node failed:\n{result.stderr[-3000:]}")
+    return NODE_DIR
