@@ -12,6 +12,7 @@ import sys
 from collections.abc import Sequence
 
 from ..errors import OpenAttribError
+from .chain import add_chain_parser
 from .demo import add_demo_parser
 from .experiment import add_experiment_parser
 from .ledger import add_ledger_parser
@@ -32,6 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_demo_parser(commands)
     add_ledger_parser(commands)
     add_experiment_parser(commands)
+    add_chain_parser(commands)
     return parser
 
 

@@ -111,10 +111,34 @@ def _error_selectors() -> dict[bytes, tuple[str, list[str], list[str]]]:
     return out
 
 
+def _revert_hex(data: Any) -> Any:
+    """The ``0x...`` revert data inside a node's error payload (ganache: ``result``)."""
+    if isinstance(data, Mapping):
+        return data.get("data") or data.get("result")
+    return data
+
+
+def _show(abi_type: str, value: Any) -> str:
+    if abi_type == "address":
+        return to_checksum_address(value)
+    if isinstance(value, bytes):
+        return "0x" + value.hex()
+    return str(value)
+
+
+def _known_error(data: Any) -> bool:
+    data = _revert_hex(data)
+    return (
+        isinstance(data, str)
+        and data.startswith("0x")
+        and len(data) >= 10
+        and bytes.fromhex(data[2:10]) in _error_selectors()
+    )
+
+
 def _describe_revert(data: Any) -> str:
     """Decode a custom error ``0x<selector><args>`` into ``Name(arg=value, ...)``."""
-    if isinstance(data, Mapping):
-        data = data.get("data")
+    data = _revert_hex(data)
     if not isinstance(data, str) or not data.startswith("0x") or len(data) < 10:
         return str(data)
     raw = bytes.fromhex(data[2:])
@@ -127,8 +151,7 @@ def _describe_revert(data: Any) -> str:
     except Exception:  # noqa: BLE001 - undecodable arguments: report the name alone
         return name
     shown = [
-        f"{f}={'0x' + v.hex() if isinstance(v, bytes) else v}"
-        for f, v in zip(fields, values, strict=True)
+        f"{f}={_show(t, v)}" for f, t, v in zip(fields, types, values, strict=True)
     ]
     return f"{name}({', '.join(shown)})"
 
@@ -173,8 +196,8 @@ class Chain:
 
     @property
     def address(self) -> str:
-        """The signing account's checksum address."""
-        return self.account.address
+        """The signing account's checksum address (``None`` on a read-only connection)."""
+        return self.account.address if self.account is not None else None
 
     def with_key(self, key: Any) -> Chain:
         """The same connection, signing with another private key."""
@@ -203,8 +226,8 @@ class Chain:
         except ContractCustomError as exc:
             raise ChainError(f"{what} reverted: {_describe_revert(exc.data)}") from None
         except ContractLogicError as exc:
-            reason = exc.message or _describe_revert(exc.data)
-            raise ChainError(f"{what} reverted: {reason}") from None
+            reason = _describe_revert(exc.data) if _known_error(exc.data) else exc.message
+            raise ChainError(f"{what} reverted: {reason or _describe_revert(exc.data)}") from None
         except Web3Exception as exc:
             raise ChainError(f"{what} failed on chain {self.chain_id}: {_one_line(exc)}") from None
         except OpenAttribError:
@@ -218,6 +241,8 @@ class Chain:
     def _signed(
         self, call: Any, what: str, *, precheck: bool = True, gas: int | None = None
     ) -> bytes:
+        if self.account is None:
+            raise ChainError(f"{what}: this connection has no signing key; pass one (--key FILE)")
         sender = self.address
         balance = self.w3.eth.get_balance(sender)
         if balance == 0:
@@ -289,9 +314,10 @@ def _one_line(exc: BaseException) -> str:
     return text[:300]
 
 
-def connect(rpc: str, key: Any, *, chain_id: int | None = None, timeout: float = 30) -> Chain:
+def connect(rpc: str, key: Any = None, *, chain_id: int | None = None, timeout: float = 30) -> Chain:
     """Connect to a JSON-RPC node at ``rpc`` and sign with private ``key`` (hex or key file).
 
+    Without ``key`` the connection is read-only (views and verification).
     With ``chain_id`` the node must report that chain id (guards against sending a
     transaction to the wrong network).
     """
@@ -299,6 +325,7 @@ def connect(rpc: str, key: Any, *, chain_id: int | None = None, timeout: float =
 
     if isinstance(key, os.PathLike) or (isinstance(key, str) and not _HEX_KEY.match(key)):
         key = read_private_key(key)
+    account = Account.from_key(key) if key is not None else None
     w3 = Web3(HTTPProvider(rpc, request_kwargs={"timeout": timeout}))
     try:
         actual = int(w3.eth.chain_id)
@@ -309,7 +336,7 @@ def connect(rpc: str, key: Any, *, chain_id: int | None = None, timeout: float =
             f"wrong chain: the node at {rpc} is chain id {actual}, expected {chain_id}; "
             "check --rpc (or the deployment file)"
         )
-    return Chain(w3, Account.from_key(key), actual)
+    return Chain(w3, account, actual)
 
 
 def local_chain(n_accounts: int = 1, *, keys: Sequence[str] | None = None) -> Chain:
