@@ -151,11 +151,11 @@ def test_invalid_claims_revert(evm_chain):
     assert "InvalidProof" in attempt(signer, address, entry_b["amount"], entry_b["proof"], epoch_a)
     # bob's account, amount and proof, sent by alice
     entry = claims_a["claims"][bob]
-    assert "NotClaimant" in attempt(signer, entry["address"], entry["amount"], entry["proof"], epoch_a)
-    outsider = env.node.with_key(OUTSIDER)
     assert "NotClaimant" in attempt(
-        outsider, address, entry_a["amount"], entry_a["proof"], epoch_a
+        signer, entry["address"], entry["amount"], entry["proof"], epoch_a
     )
+    outsider = env.node.with_key(OUTSIDER)
+    assert "NotClaimant" in attempt(outsider, address, entry_a["amount"], entry_a["proof"], epoch_a)
     assert "UnknownEpoch" in attempt(signer, address, entry_a["amount"], entry_a["proof"], 10**9)
     assert env.node.token_balance(env.token, env.distributor) == held
 
@@ -219,7 +219,9 @@ def test_sweep_only_after_the_deadline_and_only_the_unclaimed(evm_chain):
     with pytest.raises(chain.ChainError, match="ClaimWindowClosed"):
         chain.claim(node.with_key(keys_of[second]), env.distributor, claims, second, epoch=epoch)
     with pytest.raises(chain.ChainError, match="OwnableUnauthorizedAccount"):
-        node.with_key(OUTSIDER).transact(contract.functions.sweep(epoch, ADDRESS[OUTSIDER]), "sweep")
+        node.with_key(OUTSIDER).transact(
+            contract.functions.sweep(epoch, ADDRESS[OUTSIDER]), "sweep"
+        )
     reserved = contract.functions.reserved().call()
     owner_before = node.token_balance(env.token, node.address)
     node.transact(contract.functions.sweep(epoch, node.address), "sweep")

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from .._io import atomic_write_text, read_json
-from ..errors import ValidationError
+from ..errors import UnsupportedError, ValidationError
 
 __all__ = ["add_chain_parser"]
 
@@ -68,9 +68,7 @@ def add_chain_parser(commands: Any) -> None:
     deadline = p.add_mutually_exclusive_group(required=True)
     deadline.add_argument("--deadline", type=int, help="unix time after which claims close")
     deadline.add_argument("--claim-days", type=float, help="claims close this many days from now")
-    p.add_argument(
-        "--no-fund", action="store_true", help="the distributor already holds the total"
-    )
+    p.add_argument("--no-fund", action="store_true", help="the distributor already holds the total")
     p.set_defaults(handler=run_publish)
 
     p = action("claim", "claim one contributor's amount (signed by its own key)")
@@ -83,10 +81,14 @@ def add_chain_parser(commands: Any) -> None:
     p = action("anchor", "anchor the ledger's latest signed checkpoint")
     p.add_argument("--deployment", type=Path, required=True)
     p.add_argument("--ledger", type=Path, required=True)
-    p.add_argument("--public-key", type=Path, help="the log's public key PEM (checks the signature)")
+    p.add_argument(
+        "--public-key", type=Path, help="the log's public key PEM (checks the signature)"
+    )
     p.set_defaults(handler=run_anchor)
 
-    p = action("verify", "check ledger entries (and a claims root) against the chain", key_required=False)
+    p = action(
+        "verify", "check ledger entries (and a claims root) against the chain", key_required=False
+    )
     p.add_argument("--deployment", type=Path, required=True)
     p.add_argument("--ledger", type=Path, required=True)
     p.add_argument("--index", type=int, action="append", help="entry to check (default: all)")
@@ -99,13 +101,28 @@ def add_chain_parser(commands: Any) -> None:
 def _deployment(path: Path) -> dict[str, Any]:
     data = read_json(path, "deployment file")
     if not isinstance(data, dict) or data.get("format") != DEPLOYMENT_FORMAT:
-        raise ValidationError(f"{path} is not a deployment file written by `openattrib chain deploy`")
+        raise ValidationError(
+            f"{path} is not a deployment file written by `openattrib chain deploy`"
+        )
     return data
 
 
-def _connect(args: argparse.Namespace, chain_id: int | None) -> Any:
-    from ..ledger import chain
+def chain_module() -> Any:
+    """``openattrib.ledger.chain``, or a clear error when web3 is not installed."""
+    try:
+        from ..ledger import chain
+    except ModuleNotFoundError as exc:
+        if exc.name and exc.name.split(".")[0] in ("web3", "eth_account", "eth_tester", "eth"):
+            raise UnsupportedError(
+                f"on-chain actions need {exc.name}, which is not installed; "
+                "install them with: pip install 'openattrib[chain]'"
+            ) from None
+        raise
+    return chain
 
+
+def _connect(args: argparse.Namespace, chain_id: int | None) -> Any:
+    chain = chain_module()
     key = chain.read_private_key(args.key) if args.key is not None else None
     return chain.connect(args.rpc, key, chain_id=chain_id)
 
@@ -120,7 +137,9 @@ def _claims(path: Path) -> dict[str, Any]:
 
 # ------------------------------------------------------------------------- actions
 def run_deploy(args: argparse.Namespace) -> int:
-    from ..ledger import Ledger, chain
+    from ..ledger import Ledger
+
+    chain = chain_module()
 
     if args.out.exists():
         raise ValidationError(f"{args.out} exists; choose another --out (deployments are kept)")
@@ -152,8 +171,7 @@ def run_deploy(args: argparse.Namespace) -> int:
 
 
 def run_publish(args: argparse.Namespace) -> int:
-    from ..ledger import chain
-
+    chain = chain_module()
     deployment = _deployment(args.deployment)
     claims = _claims(args.claims)
     node = _connect(args, deployment["chain_id"])
@@ -177,8 +195,7 @@ def run_publish(args: argparse.Namespace) -> int:
 
 
 def run_claim(args: argparse.Namespace) -> int:
-    from ..ledger import chain
-
+    chain = chain_module()
     deployment = _deployment(args.deployment)
     claims = _claims(args.claims)
     node = _connect(args, deployment["chain_id"])
@@ -194,7 +211,9 @@ def run_claim(args: argparse.Namespace) -> int:
 
 
 def run_anchor(args: argparse.Namespace) -> int:
-    from ..ledger import Ledger, chain
+    from ..ledger import Ledger
+
+    chain = chain_module()
 
     deployment = _deployment(args.deployment)
     node = _connect(args, deployment["chain_id"])
@@ -217,7 +236,9 @@ def run_anchor(args: argparse.Namespace) -> int:
 
 
 def run_verify(args: argparse.Namespace) -> int:
-    from ..ledger import Ledger, chain
+    from ..ledger import Ledger
+
+    chain = chain_module()
 
     deployment = _deployment(args.deployment)
     node = _connect(args, deployment["chain_id"])
@@ -238,7 +259,9 @@ def run_verify(args: argparse.Namespace) -> int:
                     f"entry {index} is not covered by the anchored checkpoint (size {last.size})"
                 )
             proof = led.inclusion_proof(index, size=last.size)
-            ok = chain.verify_against_chain(node, deployment["anchor"], proof, led.entry(index).data)
+            ok = chain.verify_against_chain(
+                node, deployment["anchor"], proof, led.entry(index).data
+            )
             failures += not ok
             if not ok:
                 _say(f"entry {index}: NOT in the tree anchored on chain")
@@ -254,5 +277,7 @@ def run_verify(args: argparse.Namespace) -> int:
         root = "0x" + contract.functions.epochs(args.epoch).call()[0].hex()
         same = root == claims.get("root")
         failures += not same
-        _say(f"claims root of epoch {args.epoch} on chain {root}: {'matches' if same else 'DIFFERS'}")
+        _say(
+            f"claims root of epoch {args.epoch} on chain {root}: {'matches' if same else 'DIFFERS'}"
+        )
     return 0 if failures == 0 else 1

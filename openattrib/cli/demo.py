@@ -15,11 +15,21 @@ def add_demo_parser(commands: Any) -> None:
     )
     p.add_argument("--out", type=Path, default=Path("out"), help="output folder (default: out/)")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    p.add_argument(
+        "--chain",
+        action="store_true",
+        help="also pay the claims and anchor the checkpoint on an in-process EVM "
+        "(needs openattrib[chain]); prints gas per claim and the anchored root",
+    )
     p.set_defaults(handler=run_demo_command)
 
 
 def run_demo_command(args: argparse.Namespace) -> int:
     from ..demo import run_demo
 
-    summary = run_demo(args.out, progress=not args.no_progress, echo=print)
+    if args.chain:
+        from .chain import chain_module
+
+        chain_module()  # a clear error before the long run when web3 is missing
+    summary = run_demo(args.out, progress=not args.no_progress, chain=args.chain, echo=print)
     return 0 if summary.ok else 1

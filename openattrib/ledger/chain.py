@@ -35,7 +35,7 @@ import os
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -150,9 +150,7 @@ def _describe_revert(data: Any) -> str:
         values = abi_decode(types, raw[4:])
     except Exception:  # noqa: BLE001 - undecodable arguments: report the name alone
         return name
-    shown = [
-        f"{f}={_show(t, v)}" for f, t, v in zip(fields, types, values, strict=True)
-    ]
+    shown = [f"{f}={_show(t, v)}" for f, t, v in zip(fields, types, values, strict=True)]
     return f"{name}({', '.join(shown)})"
 
 
@@ -190,6 +188,9 @@ class Chain:
     #: fixed gas limit per transaction; ``None`` asks the node to estimate (JSON-RPC default).
     #: The in-process EVM uses a fixed limit: py-evm's estimate re-runs a call ~15 times.
     gas_limit: int | None = None
+    #: ``(what, receipt)`` of every transaction sent through this connection (shared with
+    #: :meth:`with_key` copies), e.g. to report gas
+    history: list = field(default_factory=list, repr=False)
 
     def __repr__(self) -> str:
         return f"Chain(chain_id={self.chain_id}, account={self.address})"
@@ -201,7 +202,7 @@ class Chain:
 
     def with_key(self, key: Any) -> Chain:
         """The same connection, signing with another private key."""
-        other = Chain(self.w3, Account.from_key(key), self.chain_id, self.gas_limit)
+        other = Chain(self.w3, Account.from_key(key), self.chain_id, self.gas_limit, self.history)
         if hasattr(self, "tester"):
             other.tester = self.tester  # type: ignore[attr-defined]
         return other
@@ -215,7 +216,9 @@ class Chain:
     def token_balance(self, token: str, holder: str) -> int:
         """ERC-20 balance of ``holder``."""
         return int(
-            self.contract("TestToken", token).functions.balanceOf(to_checksum_address(holder)).call()
+            self.contract("TestToken", token)
+            .functions.balanceOf(to_checksum_address(holder))
+            .call()
         )
 
     @contextmanager
@@ -271,8 +274,11 @@ class Chain:
     def _receipt(self, tx_hash: Any, what: str) -> Any:
         receipt = self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=120)
         if receipt["status"] != 1:
-            raise ChainError(f"{what} reverted in transaction 0x{bytes(receipt['transactionHash']).hex()}")
+            raise ChainError(
+                f"{what} reverted in transaction 0x{bytes(receipt['transactionHash']).hex()}"
+            )
         logger.debug("%s: gas %d, block %d", what, receipt["gasUsed"], receipt["blockNumber"])
+        self.history.append((what, receipt))
         return receipt
 
     def transact(
@@ -314,7 +320,9 @@ def _one_line(exc: BaseException) -> str:
     return text[:300]
 
 
-def connect(rpc: str, key: Any = None, *, chain_id: int | None = None, timeout: float = 30) -> Chain:
+def connect(
+    rpc: str, key: Any = None, *, chain_id: int | None = None, timeout: float = 30
+) -> Chain:
     """Connect to a JSON-RPC node at ``rpc`` and sign with private ``key`` (hex or key file).
 
     Without ``key`` the connection is read-only (views and verification).
@@ -345,9 +353,9 @@ def local_chain(n_accounts: int = 1, *, keys: Sequence[str] | None = None) -> Ch
     Without ``keys``, ``n_accounts`` deterministic test keys (``0x...01``, ``0x...02``, ...)
     are used. The returned :class:`Chain` signs with the first key; ``chain.keys`` lists all.
     """
+    from eth_keys import keys as eth_keys
     from eth_tester import EthereumTester, PyEVMBackend
     from eth_tester.backends.pyevm.main import generate_genesis_state_for_keys
-    from eth_keys import keys as eth_keys
     from web3 import EthereumTesterProvider
 
     if keys is None:
@@ -358,7 +366,9 @@ def local_chain(n_accounts: int = 1, *, keys: Sequence[str] | None = None) -> Ch
     if not keys:
         raise ValidationError("local_chain needs at least one key")
     state = dict(
-        generate_genesis_state_for_keys([eth_keys.PrivateKey(Account.from_key(k).key) for k in keys])
+        generate_genesis_state_for_keys(
+            [eth_keys.PrivateKey(Account.from_key(k).key) for k in keys]
+        )
     )
     tester = EthereumTester(PyEVMBackend(genesis_state=state))
     w3 = Web3(EthereumTesterProvider(tester))
