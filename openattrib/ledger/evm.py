@@ -164,7 +164,11 @@ def get_proof(dump: Mapping[str, Any], index: int) -> list[str]:
     True
     """
     tree, encoding, values = _check_dump(dump)
-    i = _checked_leaf(tree, encoding, values, index)
+    return _path(tree, _checked_leaf(tree, encoding, values, index))
+
+
+def _path(tree: list[bytes], i: int) -> list[str]:
+    """Sibling hashes from tree node ``i`` up to the root."""
     proof = []
     while i > 0:
         sibling = i + 1 if i % 2 else i - 1
@@ -308,8 +312,14 @@ def export_allocation(
         raise ValidationError("the allocation has no contributor with a positive amount to export")
     encoding = ["address", "uint256"]
     dump = standard_merkle_tree([[a, str(x)] for _, a, x in rows], encoding)
+    tree = [from_hex(h, "tree") for h in dump["tree"]]  # parsed once: proofs are O(n log n)
     claims = {
-        name: {"address": address, "amount": str(amount), "index": i, "proof": get_proof(dump, i)}
+        name: {
+            "address": address,
+            "amount": str(amount),
+            "index": i,
+            "proof": _path(tree, dump["values"][i]["treeIndex"]),
+        }
         for i, (name, address, amount) in enumerate(rows)
     }
     result_hash = getattr(allocation, "result_hash", None)
