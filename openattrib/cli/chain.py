@@ -127,6 +127,13 @@ def _connect(args: argparse.Namespace, chain_id: int | None) -> Any:
     return chain.connect(args.rpc, key, chain_id=chain_id)
 
 
+def _session(args: argparse.Namespace) -> tuple[Any, dict[str, Any], Any]:
+    """The chain module, the deployment file and a connection checked against its chain id."""
+    chain = chain_module()
+    deployment = _deployment(args.deployment)
+    return chain, deployment, _connect(args, deployment["chain_id"])
+
+
 def _say(text: str) -> None:
     sys.stdout.write(text + "\n")
 
@@ -171,10 +178,8 @@ def run_deploy(args: argparse.Namespace) -> int:
 
 
 def run_publish(args: argparse.Namespace) -> int:
-    chain = chain_module()
-    deployment = _deployment(args.deployment)
+    chain, deployment, node = _session(args)
     claims = _claims(args.claims)
-    node = _connect(args, deployment["chain_id"])
     if args.deadline is not None:
         deadline = args.deadline
     else:
@@ -195,10 +200,8 @@ def run_publish(args: argparse.Namespace) -> int:
 
 
 def run_claim(args: argparse.Namespace) -> int:
-    chain = chain_module()
-    deployment = _deployment(args.deployment)
+    chain, deployment, node = _session(args)
     claims = _claims(args.claims)
-    node = _connect(args, deployment["chain_id"])
     receipt = chain.claim(
         node, deployment["distributor"], claims, args.contributor, epoch=args.epoch
     )
@@ -213,10 +216,7 @@ def run_claim(args: argparse.Namespace) -> int:
 def run_anchor(args: argparse.Namespace) -> int:
     from ..ledger import Ledger
 
-    chain = chain_module()
-
-    deployment = _deployment(args.deployment)
-    node = _connect(args, deployment["chain_id"])
+    chain, deployment, node = _session(args)
     with Ledger(args.ledger) as led:
         signed = led.checkpoints()
         if not signed:
@@ -238,10 +238,7 @@ def run_anchor(args: argparse.Namespace) -> int:
 def run_verify(args: argparse.Namespace) -> int:
     from ..ledger import Ledger
 
-    chain = chain_module()
-
-    deployment = _deployment(args.deployment)
-    node = _connect(args, deployment["chain_id"])
+    chain, deployment, node = _session(args)
     anchored = chain.anchored_checkpoints(node, deployment["anchor"])
     if not anchored:
         raise ValidationError(f"no checkpoint is anchored at {deployment['anchor']} yet")
