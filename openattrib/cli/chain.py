@@ -9,6 +9,7 @@ differs from it. web3 is imported only when a chain action runs.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import sys
 import time
@@ -107,17 +108,17 @@ def _deployment(path: Path) -> dict[str, Any]:
     return data
 
 
-def chain_module() -> Any:
-    """``openattrib.ledger.chain``, or a clear error when web3 is not installed."""
-    try:
-        from ..ledger import chain
-    except ModuleNotFoundError as exc:
-        if exc.name and exc.name.split(".")[0] in ("web3", "eth_account", "eth_tester", "eth"):
+def chain_module(*, in_process: bool = False) -> Any:
+    """``openattrib.ledger.chain``, or a clear error when web3 (or eth-tester) is missing."""
+    needed = ("web3", "eth_account", *(("eth_tester", "eth") if in_process else ()))
+    for name in needed:
+        if importlib.util.find_spec(name) is None:
             raise UnsupportedError(
-                f"on-chain actions need {exc.name}, which is not installed; "
+                f"on-chain actions need the {name} package, which is not installed; "
                 "install them with: pip install 'openattrib[chain]'"
-            ) from None
-        raise
+            )
+    from ..ledger import chain
+
     return chain
 
 

@@ -30,6 +30,6 @@ def run_demo_command(args: argparse.Namespace) -> int:
     if args.chain:
         from .chain import chain_module
 
-        chain_module()  # a clear error before the long run when web3 is missing
+        chain_module(in_process=True)  # a clear error before the long run, not after it
     summary = run_demo(args.out, progress=not args.no_progress, chain=args.chain, echo=print)
     return 0 if summary.ok else 1
