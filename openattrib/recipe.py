@@ -26,7 +26,15 @@ from .data import Dataset
 from .errors import ValidationError
 from .result import Attribution
 
-__all__ = ["MODELS", "compute", "depends_on_time", "make_model", "prepare_data", "standardize"]
+__all__ = [
+    "MODELS",
+    "compute",
+    "depends_on_time",
+    "make_model",
+    "prepare_data",
+    "read_data",
+    "standardize",
+]
 
 log = logging.getLogger("openattrib")
 
@@ -73,6 +81,53 @@ def standardize(train: Dataset, valid: Dataset) -> tuple[Dataset, Dataset]:
         )
 
     return rescale(train), rescale(valid)
+
+
+def read_data(
+    recipe: dict[str, Any], data_path: Any, valid_path: Any = None
+) -> tuple[Dataset, Dataset | None]:
+    """The training (and validation) Dataset of a recipe, read from CSV files.
+
+    The validation file's columns are matched to the training features **by name**: it must
+    hold exactly the training file's feature columns and the target (in any order; the
+    contributor column may be present and is ignored). Missing or extra columns are refused
+    and named, since a renamed or reordered column would otherwise be valued silently wrong.
+    """
+    from ._csv import read_csv
+
+    target, contributor = recipe.get("target"), recipe.get("contributor")
+    if not isinstance(target, str) or not (contributor is None or isinstance(contributor, str)):
+        raise ValidationError(
+            f"the recipe's target ({target!r}) and contributor ({contributor!r}) must be "
+            "column names (strings)"
+        )
+    data = Dataset.from_csv(data_path, target=target, contributor=contributor)
+    if valid_path is None:
+        return data, None
+    frame = read_csv(
+        valid_path,
+        text_columns=[] if contributor is None else [contributor],
+        what="validation file",
+    )
+    columns = [str(c) for c in frame.columns]
+    expected = [*data.feature_names, target]
+    missing = [c for c in expected if c not in columns]
+    extra = [c for c in columns if c not in expected and c != contributor]
+    if missing or extra:
+        problems = []
+        if missing:
+            problems.append(f"lacks column(s) {', '.join(repr(c) for c in missing[:8])}")
+        if extra:
+            problems.append(
+                f"has column(s) {', '.join(repr(c) for c in extra[:8])} that the training "
+                "file does not have"
+            )
+        raise ValidationError(
+            f"validation file {str(valid_path)!r} {' and '.join(problems)}; it must hold the "
+            f"training file's columns ({', '.join(expected[:8])}), matched by name"
+        )
+    valid = Dataset.from_frame(frame, target=target, features=data.feature_names)
+    return data, valid
 
 
 def prepare_data(

@@ -291,9 +291,7 @@ def run_keygen(args: argparse.Namespace) -> int:
 
 
 def run_reproduce(args: argparse.Namespace) -> int:
-    from ..data import Dataset
-    from ..errors import ValidationError
-    from ..recipe import compute, depends_on_time, prepare_data
+    from ..recipe import compute, depends_on_time, prepare_data, read_data
 
     with _open(args.ledger) as led:
         entry = led.entry(args.index)
@@ -306,10 +304,7 @@ def run_reproduce(args: argparse.Namespace) -> int:
             f"run {args.index} has no recipe in its provenance (it was not produced by "
             "openattrib value / demo / compute); it cannot be recomputed automatically"
         )
-    data = Dataset.from_csv(
-        args.data, target=recipe["target"], contributor=recipe.get("contributor")
-    )
-    valid = Dataset.from_csv(args.valid, target=recipe["target"]) if args.valid else None
+    data, valid = read_data(recipe, args.data, args.valid)
     train, valid = prepare_data(recipe, data, valid)
     if train.content_hash() != record.get("dataset_hash"):
         raise ValidationError(
