@@ -175,7 +175,7 @@ def apportion(
     if not eligible:
         raise ValidationError(
             f"cannot pay a pool of {pool}: no contributor has a positive weight after applying the "
-            "policy and the share grid (all values are zero/negative, or too small for `decimals`)"
+            "policy and the share grid (all values are zero/negative, or too small for the share grid)"
         )
     if cap is not None and cap < min_payout:
         raise ValidationError(
