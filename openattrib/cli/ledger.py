@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .._io import atomic_write_text, canonical_json
+from .._io import atomic_write_text, canonical_json, check_output_path
 from ..errors import ValidationError, VerificationError
 
 __all__ = ["add_ledger_parser"]
@@ -55,6 +55,11 @@ def add_ledger_parser(commands: Any) -> None:
     p.add_argument("ledger", type=Path)
     p.add_argument("--key", type=Path, required=True, help="Ed25519 private key PEM")
     p.add_argument("--origin", help="log name in the checkpoint (default: the ledger's)")
+    p.add_argument(
+        "--state",
+        type=Path,
+        help="signer state file: the last head this key signed (default: KEY.state)",
+    )
     p.add_argument("--out", type=Path, help="write the checkpoint here instead of stdout")
     p.set_defaults(handler=run_checkpoint)
 
@@ -113,6 +118,20 @@ def _open(path: Path, create: bool = False, origin: str | None = None) -> Any:
     return Ledger(path, create=create, origin=origin)
 
 
+def _open_read_only(path: Path) -> Any:
+    """Open for reading only: never creates, changes or converts the file (or its folder)."""
+    from ..ledger import Ledger
+
+    return Ledger(path, create=False, read_only=True)
+
+
+def _read_checkpoint(path: Path, key: Any) -> Any:
+    from .._io import read_text
+    from ..ledger import verify_checkpoint
+
+    return verify_checkpoint(read_text(path, "checkpoint file", limit=1 << 20), key)
+
+
 def _load_run(path: Path) -> Any:
     from ..result import Attribution
 
@@ -154,7 +173,7 @@ def run_append(args: argparse.Namespace) -> int:
 
 
 def run_show(args: argparse.Namespace) -> int:
-    with _open(args.ledger) as led:
+    with _open_read_only(args.ledger) as led:
         if args.index is None:
             summary = {
                 "path": str(led.path),
@@ -181,17 +200,22 @@ def run_show(args: argparse.Namespace) -> int:
 
 
 def run_verify(args: argparse.Namespace) -> int:
-    from ..ledger import load_public_key, verify_checkpoint
+    from ..ledger import load_public_key
 
     key = load_public_key(args.key) if args.key is not None else None
-    with _open(args.ledger) as led:
+    if args.checkpoint is not None and key is None:
+        raise ValidationError("--checkpoint needs --key PUBLIC.pem to check its signature")
+    with _open_read_only(args.ledger) as led:
         report = led.verify(public_key=key, progress=not args.no_progress)
         report.raise_if_bad()
         lines = [report.summary()]
         if args.checkpoint is not None:
-            if key is None:
-                raise ValidationError("--checkpoint needs --key PUBLIC.pem to check its signature")
-            cp = verify_checkpoint(args.checkpoint.read_text(encoding="utf-8"), key)
+            cp = _read_checkpoint(args.checkpoint, key)
+            if cp.origin != led.origin:
+                raise VerificationError(
+                    f"the checkpoint is for the log {cp.origin!r}, but this ledger is the log "
+                    f"{led.origin!r}"
+                )
             if cp.size > led.size:
                 raise VerificationError(
                     f"checkpoint has {cp.size} entries but the ledger only {led.size} (truncated?)"
@@ -206,7 +230,9 @@ def run_verify(args: argparse.Namespace) -> int:
 
 
 def run_prove(args: argparse.Namespace) -> int:
-    with _open(args.ledger) as led:
+    if args.out is not None:
+        check_output_path(args.out)
+    with _open_read_only(args.ledger) as led:
         proof = led.inclusion_proof(args.index, size=args.size)
         entry = led.entry(args.index)
         document = {
@@ -220,26 +246,25 @@ def run_prove(args: argparse.Namespace) -> int:
 
 
 def run_checkpoint(args: argparse.Namespace) -> int:
+    if args.out is not None:
+        check_output_path(args.out)
     with _open(args.ledger) as led:
-        cp = led.checkpoint(args.key, origin=args.origin)
+        cp = led.checkpoint(args.key, origin=args.origin, state=args.state)
     _emit(cp.text, args.out)
     return 0
 
 
 def run_consistency(args: argparse.Namespace) -> int:
-    from ..ledger import (
-        Checkpoint,
-        load_public_key,
-        verify_checkpoint,
-        verify_checkpoint_consistency,
-    )
+    from ..ledger import Checkpoint, load_public_key, verify_checkpoint_consistency
 
-    with _open(args.ledger) as led:
+    if args.out is not None:
+        check_output_path(args.out)
+    with _open_read_only(args.ledger) as led:
         new_size = led.size if args.new_size is None else args.new_size
         if args.old is not None:
             if args.key is None:
                 raise ValidationError("--old needs --key PUBLIC.pem to check the checkpoint")
-            old = verify_checkpoint(args.old.read_text(encoding="utf-8"), load_public_key(args.key))
+            old = _read_checkpoint(args.old, load_public_key(args.key))
             proof = led.consistency_proof(old.size, new_size)
             new = Checkpoint(old.origin, new_size, led.root(new_size))
             if not verify_checkpoint_consistency(old, new, proof):
@@ -264,6 +289,7 @@ def run_consistency(args: argparse.Namespace) -> int:
 def run_export_evm(args: argparse.Namespace) -> int:
     from ..ledger.evm import export_allocation, read_address_map
 
+    check_output_path(args.out)
     allocation = _load_allocation(args.allocation)
     claims = export_allocation(
         allocation, read_address_map(args.addresses), include_zero=args.include_zero
@@ -281,6 +307,7 @@ def run_keygen(args: argparse.Namespace) -> int:
 
     if args.out.exists() and not args.force:
         raise ValidationError(f"{args.out} exists; pass --force to overwrite the key")
+    check_output_path(args.out)
     key = generate_signing_key()
     public_path = save_signing_key(key, args.out)
     lines = [f"wrote private key {args.out} (keep it secret) and public key {public_path}"]
@@ -293,7 +320,7 @@ def run_keygen(args: argparse.Namespace) -> int:
 def run_reproduce(args: argparse.Namespace) -> int:
     from ..recipe import compute, depends_on_time, prepare_data, read_data
 
-    with _open(args.ledger) as led:
+    with _open_read_only(args.ledger) as led:
         entry = led.entry(args.index)
     record = entry.record
     if record.get("kind") != "run":
