@@ -22,6 +22,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import numpy as np
+
 from .data import Dataset
 from .errors import ValidationError
 from .result import Attribution
@@ -66,10 +68,30 @@ def make_model(name: str, task: str, seed: int = 0) -> Any:
 
 
 def standardize(train: Dataset, valid: Dataset) -> tuple[Dataset, Dataset]:
-    """Scale features by the training mean and standard deviation (constant columns kept)."""
-    mean = train.X.mean(axis=0)
-    scale = train.X.std(axis=0)
-    scale[scale == 0] = 1.0
+    """Scale features by the training mean and standard deviation (constant columns kept).
+
+    A column with a value so large that squares of the column overflow float64 (beyond
+    ``sqrt(max float / n_rows)``, about 1e150 for small files; in training or validation
+    rows) is refused naming it: its standard deviation would be infinite and the column
+    silently zero, or distances on it infinite.
+    """
+    n_rows = train.n_samples + valid.n_samples
+    limit = np.sqrt(np.finfo(np.float64).max / n_rows)
+    with np.errstate(over="ignore", invalid="ignore"):
+        bad = (np.abs(train.X) > limit).any(axis=0) | (np.abs(valid.X) > limit).any(axis=0)
+        mean = train.X.mean(axis=0)
+        scale = train.X.std(axis=0)
+        scale[scale == 0] = 1.0
+        bad |= ~(np.isfinite(mean) & np.isfinite(scale))
+    if bad.any():
+        names = [train.feature_names[j] for j in np.flatnonzero(bad)]
+        largest = max(float(np.max(np.abs(ds.X[:, bad]))) for ds in (train, valid))
+        raise ValidationError(
+            f"feature column(s) {', '.join(repr(n) for n in names[:8])} cannot be standardised: "
+            f"values as large as {largest:.3g} overflow float64 when their spread is computed "
+            f"(the limit for {n_rows} rows is {limit:.3g}); rescale those columns (other "
+            "units, or a logarithm) first"
+        )
 
     def rescale(ds: Dataset) -> Dataset:
         return Dataset(
@@ -148,6 +170,25 @@ def prepare_data(
     return train, valid
 
 
+def check_informative(train: Dataset, players: str = "points") -> None:
+    """Refuse training data on which every attribution is the same, whatever the method.
+
+    A classification target with a single class makes every model predict that class on
+    every coalition: every player gets the same value and the result carries no
+    information about the data, so it is refused rather than reported.
+    """
+    if train.task != "classification":
+        return
+    classes = np.unique(train.y)
+    if classes.size < 2:
+        who = "contributor" if players == "contributors" else "training point"
+        raise ValidationError(
+            f"the target {train.target_name!r} has a single class ({classes.tolist()[0]!r}) in the "
+            f"training data: every {who} would get the same value, which says nothing about "
+            "the data; use training data with at least two classes"
+        )
+
+
 def compute(
     recipe: dict[str, Any],
     train: Dataset,
@@ -182,6 +223,7 @@ def compute(
     players = recipe.get("players", "points")
     if players == "contributors" and train.contributors is None:
         raise ValidationError("players='contributors' needs a contributor column")
+    check_informative(train, players)
     needs_model = methods.get(name).kind in ("game", "influence")
     inputs = methods.MethodInput(
         train,
