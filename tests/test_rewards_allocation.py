@@ -385,9 +385,9 @@ def test_allocation_records_its_inputs_and_source():
     attribution, allocation = make_allocation()
     assert allocation.source == attribution.result_hash()
     assert allocation.pool == 10**21 and allocation.policy == "uncertainty_aware"
-    # the pool has 10**21 base units, so the default grid is 10**-21 (one unit), not 10**-18
-    assert allocation.share_digits == 21 and allocation.grid == Fraction(1, 10**21)
-    assert sum(allocation.quantised.values()) == pytest.approx(10**21, abs=4)
+    # 3 contributors share 10**21 units: the default grid has 6 digits more than 3 * 10**21
+    assert allocation.share_digits == 28 and allocation.grid == Fraction(1, 10**28)
+    assert sum(allocation.quantised.values()) == pytest.approx(10**28, abs=4)
     assert allocation.values["carol"] == -0.05 and allocation.stderr["bob"] == 0.05
     frame = allocation.to_frame()
     assert list(frame.index) == ["alice", "bob", "carol", "dave"]

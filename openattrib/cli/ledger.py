@@ -154,6 +154,21 @@ def run_append(args: argparse.Namespace) -> int:
         raise ValidationError("--for-run is only for an allocation appended without --run")
     attribution = _load_run(args.run) if args.run is not None else None
     allocation = _load_allocation(args.allocation) if args.allocation is not None else None
+    if args.for_run is not None and not args.ledger.exists():
+        raise ValidationError(f"--for-run {args.for_run}: the ledger {args.ledger} does not exist")
+    created = not args.ledger.exists()
+    try:
+        lines = _append(args, attribution, allocation)
+    except BaseException:
+        if created:  # a refused first append leaves no new ledger file behind
+            for suffix in ("", "-wal", "-shm", "-journal"):
+                Path(f"{args.ledger}{suffix}").unlink(missing_ok=True)
+        raise
+    _emit("\n".join(lines), None)
+    return 0
+
+
+def _append(args: argparse.Namespace, attribution: Any, allocation: Any) -> list[str]:
     with _open(args.ledger, create=True, origin=args.origin) as led:
         if attribution is not None:
             entry = led.append_run(attribution, allocation)
@@ -168,8 +183,7 @@ def run_append(args: argparse.Namespace) -> int:
             entry = led.append_allocation(allocation, run=args.for_run)
             lines = [f"appended allocation as entry {entry.index} (leaf {entry.leaf_hash.hex()})"]
         lines.append(f"ledger size {led.size}, root {led.root().hex()}")
-    _emit("\n".join(lines), None)
-    return 0
+    return lines
 
 
 def run_show(args: argparse.Namespace) -> int:

@@ -208,7 +208,7 @@ def check_derivable(allocation: Any, run: dict[str, Any]) -> None:
     from ..result import Attribution
     from ..rewards import Allocation, allocate
 
-    where = f"run entry {run.get('index', '(new)')}"
+    where = f"run entry {run['index']}" if "index" in run else "the run appended with it"
     check_source({"source": getattr(allocation, "source", None)}, run)
     if not isinstance(allocation, Allocation):
         raise UnsupportedError(

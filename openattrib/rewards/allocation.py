@@ -75,10 +75,12 @@ def allocate(
         tokens). The amounts always sum to exactly ``pool``.
     share_digits : int, optional
         Precision of the share grid: ``q_i`` is the share of contributor i in units of
-        ``10**-share_digits`` (this is *not* a token's ERC-20 ``decimals``). Default: 18, or
-        one base unit of the pool when the pool is larger than ``10**18``. A grid coarser
-        than one base unit of the pool (``10**share_digits < pool``) is refused: the payout
-        would depend on the grid rather than on the values.
+        ``10**-share_digits`` (this is *not* a token's ERC-20 ``decimals``). The default
+        (at least 18, more for large pools) is fine enough that the amounts are the
+        largest-remainder apportionment of the exact shares (see
+        :func:`~openattrib.rewards.policies.share_digits_for`). A grid coarser than one base
+        unit of the pool (``10**share_digits < pool``) is refused: the payout would depend on
+        the grid rather than on the values.
     policy : {"proportional", "efficient", "uncertainty_aware"}
         How values become weights; see :mod:`openattrib.rewards.policies`.
     min_payout : int, default 0
@@ -108,7 +110,7 @@ def allocate(
     """
     names, value_list, stderr_list, source, method = coerce_values(values, stderr)
     pool = check_pool(pool)
-    digits = share_digits_for(pool, share_digits, decimals)
+    digits = share_digits_for(pool, share_digits, decimals, n=len(names))
     min_payout = check_int("min_payout", min_payout, 0)
     if policy not in POLICIES:
         raise ValidationError(f"unknown policy {policy!r}; valid policies: {', '.join(POLICIES)}")

@@ -103,7 +103,9 @@ def _contributor_amounts(
     weights, _ = policy_weights("proportional", values, None, 0.0)
     if not any(w > 0 for w in weights):
         return None
-    quantised = quantise_shares(weights, share_digits_for(part, share_digits, caller="split_fee"))
+    quantised = quantise_shares(
+        weights, share_digits_for(part, share_digits, n=len(names), caller="split_fee")
+    )
     if not any(quantised):
         return None
     return dict(zip(names, apportion(part, quantised, names).amounts, strict=True))

@@ -60,8 +60,10 @@ __all__ = [
 
 #: Finest share grid accepted (digits); bounds the size of the integers on the payout path.
 MAX_SHARE_DIGITS = 100
-#: Digits of the default share grid for pools below ``10**18`` (finer for larger pools).
+#: Fewest digits of the default share grid (finer for large pools, see share_digits_for).
 DEFAULT_SHARE_DIGITS = 18
+#: Digits the default grid keeps beyond ``pool * n`` (rounding moves quotas < 10**-6 unit).
+GUARD_DIGITS = 6
 
 POLICIES = ("proportional", "efficient", "uncertainty_aware")
 
@@ -163,15 +165,27 @@ def check_pool(pool: Any) -> int:
 
 
 def share_digits_for(
-    pool: int, share_digits: Any = None, decimals: Any = None, *, caller: str = "allocate"
+    pool: int,
+    share_digits: Any = None,
+    decimals: Any = None,
+    *,
+    n: int = 1,
+    caller: str = "allocate",
 ) -> int:
     """The digits of the share grid: ``share_digits``, or the default for ``pool``.
 
     Shares are stated on the grid ``10**-share_digits``. A grid coarser than one base unit of
     the pool (``10**share_digits < pool``) would make the payout depend on the grid rather
     than on the values (with 0 digits a 51/44/2/2/1% split of 100 pays ``[100, 0, 0, 0,
-    0]``), so it is refused. The default (``None``) is the finer of 18 digits and one base
-    unit of the pool. ``decimals`` is the deprecated old name of ``share_digits``.
+    0]``), so it is refused.
+
+    The default (``None``) is a grid the payout does not depend on: at least 18 digits and
+    at least ``GUARD_DIGITS`` more than the digits of ``pool * n`` (``n`` contributors).
+    Rounding ``n`` shares onto it moves each exact quota ``pool * w_i / sum(w)`` by at most
+    ``pool * n / 10**share_digits < 10**-GUARD_DIGITS`` of a base unit, so the amounts are
+    the largest-remainder apportionment of the exact shares unless two remainders lie
+    within that distance of a tie. ``decimals`` is the deprecated old name of
+    ``share_digits``.
     """
     if decimals is not None:
         if share_digits is not None:
@@ -187,7 +201,7 @@ def share_digits_for(
         share_digits = decimals
     need = len(str(pool - 1)) if pool > 1 else 0  # smallest d with 10**d >= pool
     if share_digits is None:
-        return max(DEFAULT_SHARE_DIGITS, need)
+        return max(DEFAULT_SHARE_DIGITS, len(str(pool * max(n, 1))) + GUARD_DIGITS)
     digits = check_int("share_digits", share_digits, 0)
     if digits > MAX_SHARE_DIGITS:
         raise ValidationError(f"share_digits must be at most {MAX_SHARE_DIGITS}, got {digits}")
