@@ -72,6 +72,12 @@ def _read_text(path: Path, what: str) -> str:
             f"{what} {str(path)!r} is empty ({len(raw)} bytes); it needs a header row and at "
             "least one data row"
         )
+    if b"\x00" in raw:
+        line = raw[: raw.index(b"\x00")].count(b"\n") + 1
+        raise ValidationError(
+            f"{what} {str(path)!r} contains a NUL byte (line {line}): it is a binary file, "
+            "not CSV text"
+        )
     try:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:

@@ -27,8 +27,17 @@ RNG = np.random.default_rng(0)
 
 # ------------------------------------------------------------------------------ helpers
 def snapshot(folder: Path) -> dict[str, bytes]:
-    """Every file under ``folder`` with its bytes (to show nothing was created or changed)."""
-    return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+    """Every file under ``folder`` with its bytes (to show nothing was created or changed).
+
+    SQLite's shared-memory index (``-shm``) and an empty write-ahead log (``-wal``), which a
+    read-only reader of a WAL database may leave beside it, are not counted.
+    """
+    files = {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+    return {
+        name: data
+        for name, data in files.items()
+        if not name.endswith("-shm") and not (name.endswith("-wal") and not data)
+    }
 
 
 def refused(capsys, argv: list[str], message: str, folder: Path) -> str:

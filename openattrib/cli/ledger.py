@@ -219,12 +219,12 @@ def run_verify(args: argparse.Namespace) -> int:
     key = load_public_key(args.key) if args.key is not None else None
     if args.checkpoint is not None and key is None:
         raise ValidationError("--checkpoint needs --key PUBLIC.pem to check its signature")
+    cp = _read_checkpoint(args.checkpoint, key) if args.checkpoint is not None else None
     with _open_read_only(args.ledger) as led:
         report = led.verify(public_key=key, progress=not args.no_progress)
         report.raise_if_bad()
         lines = [report.summary()]
-        if args.checkpoint is not None:
-            cp = _read_checkpoint(args.checkpoint, key)
+        if cp is not None:
             if cp.origin != led.origin:
                 raise VerificationError(
                     f"the checkpoint is for the log {cp.origin!r}, but this ledger is the log "
@@ -262,8 +262,12 @@ def run_prove(args: argparse.Namespace) -> int:
 def run_checkpoint(args: argparse.Namespace) -> int:
     if args.out is not None:
         check_output_path(args.out)
-    with _open(args.ledger) as led:
-        cp = led.checkpoint(args.key, origin=args.origin, state=args.state)
+    from ..ledger.keys import load_signing_key, signer_state_path
+
+    key = load_signing_key(args.key)  # a bad key path fails before the ledger is opened
+    state = signer_state_path(args.key, args.state)
+    with _open(args.ledger, create=False) as led:
+        cp = led.checkpoint(key, origin=args.origin, state=state)
     _emit(cp.text, args.out)
     return 0
 

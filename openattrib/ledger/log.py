@@ -512,8 +512,14 @@ class Ledger:
 
     def checkpoints(self) -> list[Checkpoint]:
         """Every checkpoint this ledger signed, oldest first."""
-        rows = self._db.execute("SELECT text FROM checkpoints ORDER BY id").fetchall()
-        return [Checkpoint.parse(text) for (text,) in rows]
+        rows = self._db.execute("SELECT id, text FROM checkpoints ORDER BY id").fetchall()
+        for cp_id, text in rows:
+            if not isinstance(text, str):
+                raise LedgerError(
+                    f"stored checkpoint #{cp_id} in {self.path} is a {type(text).__name__}, not "
+                    "text: the file is damaged; run `openattrib ledger verify`"
+                )
+        return [Checkpoint.parse(text) for _, text in rows]
 
     # ------------------------------------------------------------------- verify
     def verify(self, *, public_key: Any = None, progress: bool = True) -> LedgerReport:
