@@ -377,3 +377,28 @@ def test_results_saved_before_the_integrity_field_still_load(tmp_path):
     attr.save(tmp_path / "new.json")
     assert "integrity" in json.loads((tmp_path / "new.json").read_text())
     assert oa.Attribution.load(tmp_path / "new.json").result_hash() == attr.result_hash()
+
+
+# --------------------------------------------------- issue 12 item 7: Dataset input messages
+def test_dataset_input_messages_name_the_users_file_column_and_row(tmp_path):
+    path = tmp_path / "header.csv"
+    path.write_text("f1,f2,label,owner\n")
+    with pytest.raises(
+        ValidationError, match=r"has a header \(f1, f2, label, owner\) but no data rows"
+    ):
+        oa.Dataset.from_csv(path, target="label", contributor="owner")
+    frame = pd.DataFrame(
+        {"size": [1.0, 2.0, 3.0], "colour": ["red", 2.0, None], "label": [0, 1, 0]},
+    )
+    frame["size"] = frame["size"].astype(object)  # numbers in an object column are fine
+    with pytest.raises(
+        ValidationError, match=r"column\(s\) 'colour' \(dtype object; e.g. 'red' at row 0\)"
+    ):
+        oa.Dataset.from_frame(frame, target="label")
+    ds = oa.Dataset.from_frame(frame.drop(columns="colour"), target="label")
+    assert ds.X[:, 0].tolist() == [1.0, 2.0, 3.0]
+    frame = pd.DataFrame({"f": [1.0, 2.0], "label": [0, 1], "who": ["a", None]})
+    with pytest.raises(
+        ValidationError, match=r"contributor column 'who' has a missing .* at row 1"
+    ):
+        oa.Dataset.from_frame(frame, target="label", contributor="who")

@@ -190,6 +190,9 @@ def verify_proof(
     >>> verify_proof(dump["tree"][0], ["string"], ["a"], get_proof(dump, 1))
     False
     """
+    for name, item in (("leaf_encoding", leaf_encoding), ("value", value), ("proof", proof)):
+        if isinstance(item, (str, bytes)) or not isinstance(item, Sequence):
+            raise VerificationError(f"{name} must be a list, got {type(item).__name__}")
     expected = from_hex(root, "root")
     node = standard_leaf_hash(value, leaf_encoding)
     for i, sibling in enumerate(proof):
