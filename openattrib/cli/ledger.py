@@ -109,7 +109,9 @@ def _emit(text: str, out: Path | None) -> None:
 
 
 def _json(obj: Any) -> str:
-    return json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False)
+    # ASCII only: a stored name holding terminal controls (C1 such as U+009B included) is
+    # printed escaped, never interpreted by the terminal
+    return json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=True)
 
 
 def _open(path: Path, create: bool = False, origin: str | None = None) -> Any:
