@@ -49,8 +49,11 @@ class Dataset:
         Labels or regression targets, without missing values. Integer, boolean, float and
         string dtypes are kept; an object array of numbers becomes numeric.
     contributors : array-like of shape (n_samples,), optional
-        The id of whoever contributed each row; converted with ``str()``. Missing or empty
-        ids are refused.
+        The id of whoever contributed each row. Strings are kept exactly as given (other
+        values are converted with ``str()``). Missing or empty ids are refused, and so are
+        ids that could be mistaken for another payee or that would not print safely:
+        control and invisible characters, text not in Unicode NFC, and two ids equal after
+        NFKC normalisation (the rule is stated in :mod:`openattrib._ids`).
     feature_names : sequence of str, optional
         One distinct name per column (default ``x0, x1, ...`` or the DataFrame columns).
     target_name : str, default "target"
