@@ -14,6 +14,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -30,7 +31,12 @@ FUZZ = settings(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
     derandomize=True,  # the same examples on every run (and every CI machine)
 )
-WORK = Path(tempfile.mkdtemp(prefix="openattrib-fuzz-"))
+
+
+@pytest.fixture(scope="module")
+def work(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("fuzz")
+
 
 # ------------------------------------------------------------------------------------ CSV
 CELLS = st.one_of(
@@ -65,8 +71,8 @@ def csv_texts(draw) -> bytes:
 
 @FUZZ
 @given(content=csv_texts())
-def test_fuzzed_csv_gives_a_dataset_or_a_clean_error(content):
-    path = WORK / "fuzz.csv"
+def test_fuzzed_csv_gives_a_dataset_or_a_clean_error(work, content):
+    path = work / "fuzz.csv"
     path.write_bytes(content)
     try:
         ds = oa.Dataset.from_csv(path, target="label", contributor="owner")
@@ -81,8 +87,8 @@ def test_fuzzed_csv_gives_a_dataset_or_a_clean_error(content):
 
 @settings(FUZZ, max_examples=25)
 @given(content=csv_texts())
-def test_fuzzed_csv_at_the_command_line_is_one_line_or_a_result(content, capsys):
-    path, out = WORK / "cli.csv", WORK / "cli.json"
+def test_fuzzed_csv_at_the_command_line_is_one_line_or_a_result(work, content, capsys):
+    path, out = work / "cli.csv", work / "cli.json"
     path.write_bytes(content)
     out.unlink(missing_ok=True)
     argv = ["value", "--data", str(path), "--valid", str(path), "--target", "label"]
@@ -159,8 +165,9 @@ def _attribution() -> oa.Attribution:
 
 
 def _saved(obj) -> dict:
-    obj.save(WORK / "base.json")
-    return json.loads((WORK / "base.json").read_text())
+    with tempfile.TemporaryDirectory() as folder:
+        obj.save(Path(folder) / "base.json")
+        return json.loads((Path(folder) / "base.json").read_text())
 
 
 ATTRIBUTION = _saved(_attribution())
@@ -173,32 +180,32 @@ CHECKPOINT = Checkpoint("example.com/log", 5, bytes(range(32))).sign(KEY).text
 
 @FUZZ
 @given(doc=mutated(ATTRIBUTION))
-def test_fuzzed_run_files_load_cleanly_or_round_trip(doc, capsys):
-    path = WORK / "run.json"
+def test_fuzzed_run_files_load_cleanly_or_round_trip(work, doc, capsys):
+    path = work / "run.json"
     path.write_text(json.dumps(doc))
     try:
         loaded = oa.Attribution.load(path)
     except OpenAttribError:
-        code = main(["ledger", "append", str(WORK / "fuzz.sqlite"), "--run", str(path)])
+        code = main(["ledger", "append", str(work / "fuzz.sqlite"), "--run", str(path)])
         assert code == 1 and len(capsys.readouterr().err.strip().splitlines()) == 1
         return
-    loaded.save(WORK / "again.json")
-    again = oa.Attribution.load(WORK / "again.json")
+    loaded.save(work / "again.json")
+    again = oa.Attribution.load(work / "again.json")
     assert again.to_dict() == loaded.to_dict() and again.result_hash() == loaded.result_hash()
 
 
 @FUZZ
 @given(doc=mutated(ALLOCATION))
-def test_fuzzed_allocation_files_load_cleanly_or_round_trip(doc):
-    path = WORK / "alloc.json"
+def test_fuzzed_allocation_files_load_cleanly_or_round_trip(work, doc):
+    path = work / "alloc.json"
     path.write_text(json.dumps(doc))
     try:
         loaded = Allocation.load(path)
     except OpenAttribError:
         return
     assert sum(loaded.amounts.values()) == loaded.pool
-    loaded.save(WORK / "alloc_again.json")
-    assert Allocation.load(WORK / "alloc_again.json").to_dict() == loaded.to_dict()
+    loaded.save(work / "alloc_again.json")
+    assert Allocation.load(work / "alloc_again.json").to_dict() == loaded.to_dict()
 
 
 @FUZZ

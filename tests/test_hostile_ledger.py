@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from test_hostile_input import refused, snapshot, table, value_args, write_csv
+from conftest import refused, snapshot, table, value_args, write_csv
 
 import openattrib as oa
 from openattrib import ledger
