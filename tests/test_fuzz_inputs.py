@@ -158,7 +158,7 @@ def _attribution() -> oa.Attribution:
         counts=[10, 10, 10],
         method="tmc_shapley",
         seed=0,
-        level="contributors",
+        players="contributors",
         parameters={"truncation": 0.01},
         provenance={"dataset_hash": "ab" * 32},
     )

@@ -82,7 +82,7 @@ def run_and_allocation(tmp_path):
         counts=[50, 50, 50, 50],
         method="tmc_shapley",
         seed=3,
-        level="contributors",
+        players="contributors",
         provenance={"dataset_hash": "ab" * 32},
     )
     attr.save(tmp_path / "run.json")

@@ -26,7 +26,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 def run(i: int) -> oa.Attribution:
     return oa.Attribution(
-        [0.6, 0.4], names=["ann", "ben"], method="demo", seed=i, level="contributors"
+        [0.6, 0.4], names=["ann", "ben"], method="demo", seed=i, players="contributors"
     )
 
 
@@ -113,7 +113,7 @@ def test_reading_works_in_a_read_only_folder(tmp_path, filled):
     finally:
         folder.chmod(0o755)
     assert codes == [0, 0, 0, 1]
-    assert ledger.Ledger(filled, read_only=True).verify().ok
+    assert ledger.Ledger(filled, read_only=True).verify(progress=False).ok
 
 
 # ---------------------------------------------------- 7. signing cannot bless a rewrite
@@ -157,7 +157,7 @@ def test_signing_refuses_a_history_that_does_not_extend_the_last_signed_head(
     capsys.readouterr()
     attack(filled)
     with ledger.Ledger(filled) as led:
-        assert led.verify().ok  # the attacker left a self-consistent ledger
+        assert led.verify(progress=False).ok  # the attacker left a self-consistent ledger
     argv = ["ledger", "checkpoint", str(filled), "--key", str(key), "--out", str(tmp_path / "cp")]
     refused(capsys, argv, "refusing to sign", tmp_path)
 

@@ -479,7 +479,7 @@ class Ledger:
         signing_key = load_signing_key(key)
         state_path = signer_state_path(key, state)
         with self._write():
-            report = audit(self._db)
+            report = audit(self._db, progress=False)
             if not report.ok:
                 raise LedgerError(f"refusing to sign: {report.summary()}")
             size, root = report.size, report.root

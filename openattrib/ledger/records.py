@@ -231,7 +231,7 @@ def check_derivable(allocation: Any, run: dict[str, Any]) -> None:
             parameters=run.get("parameters"),
             seed=run.get("seed"),
             provenance={"dataset_hash": run.get("dataset_hash")},
-            level=run["level"],
+            players=run["level"],
         )
     except (ValidationError, TypeError, ValueError) as exc:
         raise ValidationError(f"the allocation's values cannot be {where}'s: {exc}") from None

@@ -29,6 +29,7 @@ import pandas as pd
 
 from .._ids import check_ids
 from .._io import atomic_write_bytes, canonical_json, read_json
+from .._vocab import deprecated_keywords
 from ..errors import ValidationError, VerificationError
 from .apportion import apportion, quantise_shares
 from .explain import Explanation, explain_payout
@@ -51,6 +52,7 @@ ACCRUED = "accrued"
 _STATUSES = ("paid", "capped", "below_min_payout", "not_positive", "rounded_to_zero")
 
 
+@deprecated_keywords(decimals="share_digits")
 def allocate(
     values: Any,
     pool: int,
@@ -61,7 +63,6 @@ def allocate(
     cap: Any = None,
     z: float = 1.96,
     stderr: Any = None,
-    decimals: int | None = None,
 ) -> Allocation:
     """Split an integer ``pool`` among contributors in proportion to their values, exactly.
 
@@ -93,9 +94,6 @@ def allocate(
         Width of the lower confidence bound for ``policy="uncertainty_aware"``.
     stderr : array-like, Series or dict, optional
         Standard errors (default: the Attribution's ``stderr``).
-    decimals : int, optional
-        Deprecated old name of ``share_digits`` (a DeprecationWarning names the new one).
-
     Returns
     -------
     Allocation
@@ -110,7 +108,7 @@ def allocate(
     """
     names, value_list, stderr_list, source, method = coerce_values(values, stderr)
     pool = check_pool(pool)
-    digits = share_digits_for(pool, share_digits, decimals, n=len(names))
+    digits = share_digits_for(pool, share_digits, n=len(names))
     min_payout = check_int("min_payout", min_payout, 0)
     if policy not in POLICIES:
         raise ValidationError(f"unknown policy {policy!r}; valid policies: {', '.join(POLICIES)}")

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
+from .._vocab import deprecated_keywords
 from ..errors import ValidationError, VerificationError
 from .allocation import Allocation
 from .apportion import apportion, largest_remainder, quantise_shares
@@ -103,14 +104,13 @@ def _contributor_amounts(
     weights, _ = policy_weights("proportional", values, None, 0.0)
     if not any(w > 0 for w in weights):
         return None
-    quantised = quantise_shares(
-        weights, share_digits_for(part, share_digits, n=len(names), caller="split_fee")
-    )
+    quantised = quantise_shares(weights, share_digits_for(part, share_digits, n=len(names)))
     if not any(quantised):
         return None
     return dict(zip(names, apportion(part, quantised, names).amounts, strict=True))
 
 
+@deprecated_keywords(decimals="share_digits")
 def split_fee(
     fee: int,
     attribution: Any,
@@ -119,7 +119,6 @@ def split_fee(
     *,
     share_digits: int | None = None,
     fallback: str | None = None,
-    decimals: int | None = None,
 ) -> FeeSplit:
     """Split one inference's ``fee`` among parties and the contributors of this inference.
 
@@ -144,9 +143,6 @@ def split_fee(
         Party that receives the contributors' part when no contributor has a positive
         attribution (default: the first party other than ``"contributors"``, or the
         platform).
-    decimals : int, optional
-        Deprecated old name of ``share_digits``.
-
     The parties' exact entitlements are ``fee * platform_fee`` and
     ``fee * (1 - platform_fee) * share``; one largest-remainder apportionment turns them into
     integers (each is the floor or ceiling of its entitlement) that add up to ``fee``.
@@ -160,16 +156,14 @@ def split_fee(
     """
     exact_shares, fee_fraction = check_shares(shares, platform_fee)
     fee = check_int("fee", fee, 0)
-    share_digits = _digits_option(share_digits, decimals, "split_fee")
+    share_digits = _digits_option(share_digits)
     names, values, _, _, _ = coerce_values(attribution)
     return _split(fee, names, values, exact_shares, fee_fraction, share_digits, fallback)
 
 
-def _digits_option(share_digits: Any, decimals: Any, caller: str) -> int | None:
-    """Check ``share_digits`` (or the deprecated ``decimals``) once, before any fee arrives."""
-    if share_digits is None and decimals is None:
-        return None
-    return share_digits_for(0, share_digits, decimals, caller=caller)
+def _digits_option(share_digits: Any) -> int | None:
+    """Check ``share_digits`` once, before any fee arrives (``None``: the default grid)."""
+    return None if share_digits is None else share_digits_for(0, share_digits)
 
 
 def _fallback_party(
@@ -230,6 +224,7 @@ class Accrual:
     ({'a': 19, 'b': 45}, 64)
     """
 
+    @deprecated_keywords(decimals="share_digits")
     def __init__(
         self,
         shares: Mapping[str, Any],
@@ -237,10 +232,9 @@ class Accrual:
         *,
         share_digits: int | None = None,
         fallback: str | None = None,
-        decimals: int | None = None,
     ) -> None:
         self._shares, self._platform_fee = check_shares(shares, platform_fee)
-        self.share_digits = _digits_option(share_digits, decimals, "Accrual")
+        self.share_digits = _digits_option(share_digits)
         self.fallback = _fallback_party(self._shares, self._platform_fee, fallback)
         self.settlements: list[dict[str, Any]] = []
         self.total_collected = 0

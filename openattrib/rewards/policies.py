@@ -38,7 +38,6 @@ Policies
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Mapping
 from fractions import Fraction
 from typing import Any
@@ -164,14 +163,7 @@ def check_pool(pool: Any) -> int:
     return pool
 
 
-def share_digits_for(
-    pool: int,
-    share_digits: Any = None,
-    decimals: Any = None,
-    *,
-    n: int = 1,
-    caller: str = "allocate",
-) -> int:
+def share_digits_for(pool: int, share_digits: Any = None, *, n: int = 1) -> int:
     """The digits of the share grid: ``share_digits``, or the default for ``pool``.
 
     Shares are stated on the grid ``10**-share_digits``. A grid coarser than one base unit of
@@ -184,21 +176,8 @@ def share_digits_for(
     Rounding ``n`` shares onto it moves each exact quota ``pool * w_i / sum(w)`` by at most
     ``pool * n / 10**share_digits < 10**-GUARD_DIGITS`` of a base unit, so the amounts are
     the largest-remainder apportionment of the exact shares unless two remainders lie
-    within that distance of a tie. ``decimals`` is the deprecated old name of
-    ``share_digits``.
+    within that distance of a tie.
     """
-    if decimals is not None:
-        if share_digits is not None:
-            raise ValidationError(
-                f"{caller}: give share_digits= only (decimals= is its deprecated old name)"
-            )
-        warnings.warn(
-            f"{caller}(decimals=...) is deprecated; use share_digits=... (the precision of the "
-            "share grid, not a token's decimals)",
-            DeprecationWarning,
-            stacklevel=3,
-        )
-        share_digits = decimals
     need = len(str(pool - 1)) if pool > 1 else 0  # smallest d with 10**d >= pool
     if share_digits is None:
         return max(DEFAULT_SHARE_DIGITS, len(str(pool * max(n, 1))) + GUARD_DIGITS)
