@@ -184,33 +184,21 @@ def check_source(allocation_record: dict[str, Any], run: dict[str, Any]) -> None
         )
 
 
-def _cap_argument(text: Any) -> Any:
-    """The ``cap=`` argument of :func:`allocate` that an allocation's cap description stands for."""
-    from fractions import Fraction
-
-    if text is None:
-        return None
-    text = str(text)
-    if text.endswith(" of pool"):
-        return Fraction(text[: -len(" of pool")])
-    return int(text)
-
-
 def check_derivable(allocation: Any, run: dict[str, Any]) -> None:
     """Refuse to link an allocation that does not follow from the run record ``run``.
 
     The allocation's values (and standard errors) must be the run's: together with the run's
     recorded level, counts, method, parameters, seed and dataset hash they must give the
     run's ``result_hash``. Then :func:`~openattrib.rewards.allocate` is run again on them
-    with the allocation's recorded policy and parameters, and every field of the result
+    with the allocation's recorded policy and parameters (``allocation.recompute``; the
+    ledger does not import the rewards package), and every field of the result
     (shares, amounts, status, grid, parameters) must equal the allocation's.
     """
     from ..result import Attribution
-    from ..rewards import Allocation, allocate
 
     where = f"run entry {run['index']}" if "index" in run else "the run appended with it"
     check_source({"source": getattr(allocation, "source", None)}, run)
-    if not isinstance(allocation, Allocation):
+    if not callable(getattr(allocation, "recompute", None)):
         raise UnsupportedError(
             f"linking an allocation to a run needs an openattrib Allocation (its values and "
             f"policy are recomputed from the run), got {type(allocation).__name__}"
@@ -241,18 +229,8 @@ def check_derivable(allocation: Any, run: dict[str, Any]) -> None:
             "counts, method, parameters and seed they do not give its result_hash); "
             "allocate from the run's own Attribution"
         )
-    parameters = allocation.parameters
     try:
-        again = allocate(
-            candidate,
-            allocation.pool,
-            share_digits=allocation.share_digits,
-            policy=allocation.policy,
-            min_payout=int(parameters.get("min_payout", 0)),
-            cap=_cap_argument(parameters.get("cap")),
-            z=parameters.get("z", 1.96),
-            stderr=None if allocation.stderr is None else list(allocation.stderr.values()),
-        )
+        again = allocation.recompute(candidate)
     except (ValidationError, TypeError, ValueError, ZeroDivisionError) as exc:
         raise ValidationError(
             f"the allocation cannot be recomputed from {where} with its recorded policy "

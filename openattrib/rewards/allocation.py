@@ -529,6 +529,32 @@ class Allocation:
                 raise VerificationError("the recorded status does not follow from the amounts")
         return self
 
+    def recompute(self, values: Any) -> Allocation:
+        """This allocation made again from ``values`` with its recorded policy and parameters.
+
+        ``values`` is what :func:`allocate` takes (an Attribution, Series or dict); the pool,
+        policy, share grid, minimum payout, cap and ``z`` are this allocation's. Used by the
+        ledger to check that an allocation linked to a run follows from the run's values.
+        """
+        if self.policy not in POLICIES:
+            raise ValidationError(
+                f"an allocation with policy {self.policy!r} is not computed from values, so it "
+                "cannot be recomputed from a run"
+            )
+        cap = self.parameters.get("cap")
+        if cap is not None:
+            cap = str(cap)
+            cap = Fraction(cap[: -len(" of pool")]) if cap.endswith(" of pool") else int(cap)
+        return allocate(
+            values,
+            self.pool,
+            share_digits=self.share_digits,
+            policy=self.policy,
+            min_payout=self._min(),
+            cap=cap,
+            z=self.parameters.get("z", 1.96),
+        )
+
     def result_hash(self) -> str:
         """SHA-256 (hex) of the canonical JSON of :meth:`to_dict` (no times: reproducible)."""
         return hashlib.sha256(canonical_json(self.to_dict())).hexdigest()
