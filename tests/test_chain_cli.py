@@ -18,6 +18,7 @@ from eth_account import Account
 from eth_utils import keccak
 
 import openattrib as oa
+from openattrib.errors import LedgerError
 from openattrib.cli import main
 from openattrib.ledger import Ledger, chain, keys
 
@@ -159,12 +160,15 @@ def test_deploy_publish_claim_anchor_verify(ganache, run, tmp_path):
                        "--claims", claims_path, "--epoch", 1)  # fmt: skip
     assert code == 0 and "5 of 5 entries verify" in out and "matches" in out
 
-    # a ledger with the same origin but another history cannot be anchored
+    # a ledger with the same origin but another history cannot be anchored, even when the
+    # key holder signs it with a fresh signer state (the honest state refuses to sign it)
     forged = tmp_path / "forged.sqlite"
     with Ledger(forged, create=True, origin=ORIGIN) as led:
         for i in range(8):
             led.append_run(oa.Attribution([3.0, 1.0], names=["a", "b"], method="x", seed=i))
-        led.checkpoint(signing_key)
+        with pytest.raises(LedgerError, match="not a consistent extension"):
+            led.checkpoint(signing_key)
+        led.checkpoint(signing_key, state=tmp_path / "forger.state")
     code, _, err = run("chain", "anchor", *common, key_files["deployer"], *dep,
                        "--ledger", forged)  # fmt: skip
     assert code == 1 and "history was rewritten" in err
