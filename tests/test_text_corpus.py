@@ -115,3 +115,25 @@ def test_cli_bad_input_is_one_line_and_leaves_nothing(tmp_path, capsys):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.jsonl"]
     assert main(["text", "count", str(tmp_path / "nowhere"), "x"]) == 1
     assert "not a span index" in capsys.readouterr().err
+
+
+def test_streamed_jsonl_corpus_keeps_no_text_and_refuses_a_changed_file(tmp_path):
+    rows = [{"text": f"document number {i} " * 3, "contributor": f"c{i % 3}"} for i in range(50)]
+    path = write_jsonl(tmp_path / "c.jsonl", [json.dumps(r) for r in rows])
+    streamed = Corpus.from_jsonl(path)
+    in_memory = Corpus.from_jsonl(path, in_memory=True)
+    assert streamed._documents is None
+    assert streamed.content_hash == in_memory.content_hash == Corpus.from_records(rows).content_hash
+    assert [d.text for d in streamed[10:13]] == [r["text"] for r in rows[10:13]]
+    assert streamed[-1] == in_memory[-1]
+    from openattrib.text import SpanIndex
+
+    a = SpanIndex.build(streamed, tmp_path / "a", progress=False, memory_budget=2000)
+    b = SpanIndex.build(in_memory, tmp_path / "b", progress=False)
+    assert a.count("number 4") == b.count("number 4") == 11 * 3
+    lines = path.read_text().splitlines()
+    lines[7] = lines[7].replace("number 7", "number 8")
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(ValidationError, match="changed after the corpus was loaded"):
+        SpanIndex.build(streamed, tmp_path / "c", progress=False)
+    assert not (tmp_path / "c").exists()

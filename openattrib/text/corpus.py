@@ -119,22 +119,19 @@ class Corpus(Sequence[Document]):
 
     def __init__(self, documents: Iterable[Document]) -> None:
         docs = list(documents)
-        seen: dict[str, int] = {}
         for i, doc in enumerate(docs):
             if not isinstance(doc, Document):
                 raise ValidationError(
                     f"document {i} must be an oa.text.Document, got {type(doc).__name__}; "
                     "use Corpus.from_records for dicts"
                 )
-            if doc.doc_id in seen:
-                raise ValidationError(
-                    f"document {i}: duplicate document id {doc.doc_id!r} (first used by "
-                    f"document {seen[doc.doc_id]}); document ids must be unique"
-                )
-            seen[doc.doc_id] = i
+        self._documents: list[Document] | None = docs
+        self._source: _JsonlSource | None = None
+        self._catalogue = _Catalogue()
+        for i, doc in enumerate(docs):
+            self._catalogue.add(doc, f"document {i}")
         if not docs:
             raise ValidationError("a corpus needs at least one document")
-        self._documents = docs
 
     # ------------------------------------------------------------ constructors
     @classmethod
@@ -165,35 +162,27 @@ class Corpus(Sequence[Document]):
         contributor: str,
         doc_id: str | None,
         metadata: Sequence[str] | None,
+        source: _JsonlSource | None = None,
     ) -> Corpus:
+        """Check every record; keep the documents (or, with ``source``, only their catalogue
+        and where they are in the file)."""
         docs: list[Document] = []
-        seen: dict[str, str] = {}
-        used = {text, contributor} | ({doc_id} if doc_id else set())
+        catalogue = _Catalogue()
+        fields = _Fields(text, contributor, doc_id, metadata)
         for position, (where, record) in enumerate(located):
-            if not isinstance(record, Mapping):
-                raise ValidationError(f"{where}: expected an object, got {type(record).__name__}")
-            body = _check_text(record.get(text), where, text)
-            owner = _check_name(record.get(contributor), where, "contributor", contributor)
-            if doc_id is None:
-                ident = str(position)
-            else:
-                ident = _check_name(record.get(doc_id), where, "document id", doc_id)
-            if ident in seen:
-                raise ValidationError(
-                    f"{where}: duplicate document id {ident!r} (first used at {seen[ident]}); "
-                    "document ids must be unique"
-                )
-            seen[ident] = where
-            keys = [k for k in record if k not in used] if metadata is None else list(metadata)
-            meta = {str(k): record.get(k) for k in keys}
-            try:
-                canonical_json(meta)
-            except (ValidationError, ValueError) as exc:
-                raise ValidationError(f"{where}: metadata is not JSON-encodable ({exc})") from None
-            docs.append(Document(body, owner, ident, meta))
-        if not docs:
+            doc = fields.document(record, where, position)
+            catalogue.add(doc, where)
+            if source is None:
+                docs.append(doc)
+        if not catalogue.doc_ids:
             raise ValidationError("the corpus holds no documents")
-        return cls(docs)
+        corpus = cls.__new__(cls)
+        corpus._documents = docs if source is None else None
+        corpus._source = source
+        corpus._catalogue = catalogue
+        if source is not None:
+            source.fields = fields
+        return corpus
 
     @classmethod
     def from_jsonl(
@@ -204,8 +193,14 @@ class Corpus(Sequence[Document]):
         contributor: str = "contributor",
         doc_id: str | None = None,
         metadata: Sequence[str] | None = None,
+        in_memory: bool = False,
     ) -> Corpus:
         """Documents from a JSON Lines file (one JSON object per line; blank lines skipped).
+
+        The file is read once to check every line and hash every document; unless
+        ``in_memory=True`` the texts are not kept but streamed from the file again when
+        needed (an index build reads them in chunks), and each is checked against its hash
+        so a file changed after loading is refused.
 
         Examples
         --------
@@ -214,27 +209,10 @@ class Corpus(Sequence[Document]):
         path = Path(path)
         if not path.is_file():
             raise ValidationError(f"corpus file not found: {str(path)!r}")
-
-        def records() -> Iterator[Mapping[str, Any]]:
-            with open(path, "rb") as handle:
-                for number, raw in enumerate(handle, start=1):
-                    where = f"{path}, line {number}"
-                    try:
-                        line = raw.decode("utf-8")
-                    except UnicodeDecodeError as exc:
-                        raise ValidationError(
-                            f"{where}: not valid UTF-8 ({exc.reason} at byte {exc.start}); "
-                            "re-encode the file as UTF-8"
-                        ) from None
-                    if not line.strip():
-                        continue
-                    try:
-                        record = json.loads(line)
-                    except json.JSONDecodeError as exc:
-                        raise ValidationError(f"{where}: not valid JSON ({exc.msg})") from None
-                    yield where, record
-
-        return cls._build(records(), text, contributor, doc_id, metadata)
+        source = None if in_memory else _JsonlSource(path)
+        return cls._build(
+            _jsonl_records(path, source), text, contributor, doc_id, metadata, source=source
+        )
 
     @classmethod
     def from_csv(
@@ -292,25 +270,52 @@ class Corpus(Sequence[Document]):
 
     # ---------------------------------------------------------------- access
     def __len__(self) -> int:
-        return len(self._documents)
+        return len(self._catalogue.doc_ids)
 
     def __getitem__(self, index: Any) -> Any:
-        return self._documents[index]
+        if self._documents is not None:
+            return self._documents[index]
+        if isinstance(index, slice):
+            return list(self._source.read(range(len(self))[index], self._catalogue))
+        position = range(len(self))[index]
+        return next(iter(self._source.read([position], self._catalogue)))
 
     def __iter__(self) -> Iterator[Document]:
-        return iter(self._documents)
+        if self._documents is not None:
+            return iter(self._documents)
+        return self._source.read(range(len(self)), self._catalogue)
+
+    @property
+    def doc_ids(self) -> list[str]:
+        """The document ids, in corpus order."""
+        return self._catalogue.doc_ids
+
+    @property
+    def doc_contributors(self) -> list[str]:
+        """The contributor of each document, in corpus order."""
+        return self._catalogue.contributors
+
+    @property
+    def doc_hashes(self) -> list[str]:
+        """Each document's :attr:`Document.content_hash`, in corpus order."""
+        return [h.hex() for h in self._catalogue.hashes]
+
+    @property
+    def text_sizes(self) -> list[int]:
+        """UTF-8 length of each document's text, in corpus order."""
+        return self._catalogue.sizes
 
     @cached_property
     def contributors(self) -> list[str]:
         """Distinct contributor ids in order of first appearance."""
-        return list(dict.fromkeys(doc.contributor for doc in self._documents))
+        return list(dict.fromkeys(self._catalogue.contributors))
 
     @cached_property
     def content_hash(self) -> str:
         """SHA-256 (hex) of the corpus (see the module docstring for the encoding)."""
         digest = hashlib.sha256(CORPUS_HASH_HEADER)
-        for doc in self._documents:
-            digest.update(bytes.fromhex(doc.content_hash))
+        for value in self._catalogue.hashes:
+            digest.update(value)
         return digest.hexdigest()
 
     def to_frame(self) -> Any:
@@ -319,9 +324,9 @@ class Corpus(Sequence[Document]):
 
         return pd.DataFrame(
             {
-                "doc_id": [d.doc_id for d in self._documents],
-                "contributor": [d.contributor for d in self._documents],
-                "text": [d.text for d in self._documents],
+                "doc_id": self.doc_ids,
+                "contributor": self.doc_contributors,
+                "text": [d.text for d in self],
             }
         )
 
@@ -330,6 +335,113 @@ class Corpus(Sequence[Document]):
             f"Corpus({len(self)} documents, {len(self.contributors)} contributors, "
             f"hash {self.content_hash[:12]})"
         )
+
+
+class _Fields:
+    """Which fields of a record are the text, contributor, id and metadata."""
+
+    def __init__(
+        self, text: str, contributor: str, doc_id: str | None, metadata: Sequence[str] | None
+    ) -> None:
+        self.text, self.contributor, self.doc_id, self.metadata = (
+            text,
+            contributor,
+            doc_id,
+            metadata,
+        )
+        self.used = {text, contributor} | ({doc_id} if doc_id else set())
+
+    def document(self, record: Any, where: str, position: int) -> Document:
+        if not isinstance(record, Mapping):
+            raise ValidationError(f"{where}: expected an object, got {type(record).__name__}")
+        body = _check_text(record.get(self.text), where, self.text)
+        owner = _check_name(record.get(self.contributor), where, "contributor", self.contributor)
+        if self.doc_id is None:
+            ident = str(position)
+        else:
+            ident = _check_name(record.get(self.doc_id), where, "document id", self.doc_id)
+        keys = [k for k in record if k not in self.used] if self.metadata is None else self.metadata
+        meta = {str(k): record.get(k) for k in keys}
+        try:
+            canonical_json(meta)
+        except (ValidationError, ValueError) as exc:
+            raise ValidationError(f"{where}: metadata is not JSON-encodable ({exc})") from None
+        return Document(body, owner, ident, meta)
+
+
+class _Catalogue:
+    """What a corpus keeps of each document without its text: id, contributor, hash, size."""
+
+    def __init__(self) -> None:
+        self.doc_ids: list[str] = []
+        self.contributors: list[str] = []
+        self.hashes: list[bytes] = []
+        self.sizes: list[int] = []
+        self._where: dict[str, str] = {}
+
+    def add(self, doc: Document, where: str) -> None:
+        if doc.doc_id in self._where:
+            raise ValidationError(
+                f"{where}: duplicate document id {doc.doc_id!r} (first used at "
+                f"{self._where[doc.doc_id]}); document ids must be unique"
+            )
+        self._where[doc.doc_id] = where
+        self.doc_ids.append(doc.doc_id)
+        self.contributors.append(doc.contributor)
+        self.hashes.append(bytes.fromhex(doc.content_hash))
+        self.sizes.append(len(doc.text.encode("utf-8")))
+
+
+class _JsonlSource:
+    """Where each document of a streamed JSONL corpus starts in its file."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.offsets: list[int] = []
+        self.fields: _Fields | None = None
+
+    def read(self, positions: Iterable[int], catalogue: _Catalogue) -> Iterator[Document]:
+        with open(self.path, "rb") as handle:
+            for position in positions:
+                handle.seek(self.offsets[position])
+                line = handle.readline()
+                where = f"{self.path} (document {position})"
+                try:
+                    record = json.loads(line.decode("utf-8"))
+                    doc = self.fields.document(record, where, position)
+                except (UnicodeDecodeError, json.JSONDecodeError, ValidationError):
+                    doc = None
+                if doc is None or bytes.fromhex(doc.content_hash) != catalogue.hashes[position]:
+                    raise ValidationError(
+                        f"{self.path} changed after the corpus was loaded (document "
+                        f"{position} differs); load it again"
+                    )
+                yield doc
+
+
+def _jsonl_records(path: Path, source: _JsonlSource | None) -> Iterator[tuple[str, Any]]:
+    with open(path, "rb") as handle:
+        number, offset = 0, 0
+        for raw in handle:
+            number += 1
+            where = f"{path}, line {number}"
+            start, offset = offset, offset + len(raw)
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise ValidationError(
+                    f"{where}: not valid UTF-8 ({exc.reason} at byte {exc.start}); "
+                    "re-encode the file as UTF-8"
+                ) from None
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise ValidationError(f"{where}: not valid JSON ({exc.msg})") from None
+            if source is not None:
+                source.offsets.append(start)
+            yield where, record
 
 
 def _is_na(value: Any) -> bool:

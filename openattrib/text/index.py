@@ -198,6 +198,9 @@ class SpanIndex:
             manifest = _build_into(tmp, corpus, tok, shards, budget, progress)
             manifest_bytes = canonical_json(manifest)
             atomic_write_bytes(tmp / _MANIFEST, manifest_bytes)
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(tmp, 0o777 & ~umask)  # mkdtemp made it private; give the usual mode
             fsync_directory(tmp)
             if path.exists():
                 old = Path(
@@ -510,7 +513,7 @@ def _positive_int(value: Any, name: str) -> int:
 
 def _shard_plan(corpus: Corpus, shards: int | None, budget: int, width: int) -> list[int]:
     """Where each shard starts (document indices), from sizes estimated by UTF-8 length."""
-    sizes = np.array([len(d.text.encode("utf-8")) for d in corpus], dtype=np.int64)
+    sizes = np.array(corpus.text_sizes, dtype=np.int64)
     if shards is None:
         limit = max(1, min(budget // 5, 2**31 - 1) // width)
         starts, used = [0], 0
@@ -552,13 +555,17 @@ def _build_into(
         with open(tokenized, "wb") as out:
             for chunk in range(begin, end, 1024):
                 docs = corpus[chunk : min(chunk + 1024, end)]
-                for doc in docs:
-                    ids = tok.encode(doc.text).astype(dtype, copy=False)
-                    counts += np.bincount(ids, minlength=tok.vocab_size)[: tok.vocab_size]
+                encoded = tok.encode_many([doc.text for doc in docs])
+                pieces = []
+                for ids in encoded:
                     offsets.append(position)
-                    out.write(separator)
-                    out.write(ids.tobytes())
+                    pieces.append(separator)
+                    pieces.append(ids.astype(dtype, copy=False).tobytes())
                     position += width * (1 + len(ids))
+                out.write(b"".join(pieces))
+                if encoded:
+                    joined = np.concatenate(encoded)
+                    counts += np.bincount(joined, minlength=tok.vocab_size)[: tok.vocab_size]
                 bar.update(len(docs))
         np.asarray(offsets, dtype="<u8").tofile(tmp / f"offset.{number}")
         ptr_size = write_suffix_table(tokenized, tmp / f"table.{number}", width)
@@ -574,9 +581,9 @@ def _build_into(
     np.save(tmp / _COUNTS, counts.astype("<u8"))
     documents = {
         "contributors": contributors,
-        "contributor_index": [code[d.contributor] for d in corpus],
-        "doc_ids": [d.doc_id for d in corpus],
-        "doc_hashes": [d.content_hash for d in corpus],
+        "contributor_index": [code[c] for c in corpus.doc_contributors],
+        "doc_ids": corpus.doc_ids,
+        "doc_hashes": corpus.doc_hashes,
     }
     atomic_write_bytes(tmp / _DOCUMENTS, canonical_json(documents))
     names = [_DOCUMENTS, _COUNTS] + [f for n in range(len(starts)) for f in shard_files(n)]

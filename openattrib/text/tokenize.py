@@ -40,6 +40,9 @@ class ByteTokenizer:
     def encode(self, text: str) -> np.ndarray:
         return np.frombuffer(text.encode("utf-8"), dtype=np.uint8)
 
+    def encode_many(self, texts: list[str]) -> list[np.ndarray]:
+        return [self.encode(text) for text in texts]
+
     def decode(self, ids: Any) -> str:
         return bytes(np.asarray(ids, dtype=np.uint8)).decode("utf-8", errors="replace")
 
@@ -84,6 +87,10 @@ class HFTokenizer:
     def encode(self, text: str) -> np.ndarray:
         ids = self._tokenizer.encode(text, add_special_tokens=False).ids
         return np.asarray(ids, dtype=self.dtype)
+
+    def encode_many(self, texts: list[str]) -> list[np.ndarray]:
+        batch = self._tokenizer.encode_batch(texts, add_special_tokens=False)
+        return [np.asarray(e.ids, dtype=self.dtype) for e in batch]
 
     def decode(self, ids: Any) -> str:
         return self._tokenizer.decode([int(i) for i in ids], skip_special_tokens=False)
