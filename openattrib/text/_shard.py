@@ -105,25 +105,19 @@ class Shard:
 
     def lower_bound(self, query: bytes, lo: int = 0, hi: int | None = None) -> int:
         """First rank whose suffix (cut to ``len(query)`` bytes) is not below ``query``."""
-        ds, sa, p, n = self.ds, self.sa, self.ptr_size, len(query)
-        hi = self.n_tokens if hi is None else hi
-        while lo < hi:
-            mid = (lo + hi) >> 1
-            ptr = int.from_bytes(sa[mid * p : mid * p + p], "little")
-            if ds[ptr : ptr + n] < query:
-                lo = mid + 1
-            else:
-                hi = mid
-        return lo
+        return self._search(query, lo, self.n_tokens if hi is None else hi, False)
 
     def upper_bound(self, query: bytes, lo: int = 0, hi: int | None = None) -> int:
         """First rank whose suffix (cut to ``len(query)`` bytes) is above ``query``."""
+        return self._search(query, lo, self.n_tokens if hi is None else hi, True)
+
+    def _search(self, query: bytes, lo: int, hi: int, past_equal: bool) -> int:
         ds, sa, p, n = self.ds, self.sa, self.ptr_size, len(query)
-        hi = self.n_tokens if hi is None else hi
         while lo < hi:
             mid = (lo + hi) >> 1
             ptr = int.from_bytes(sa[mid * p : mid * p + p], "little")
-            if ds[ptr : ptr + n] <= query:
+            piece = ds[ptr : ptr + n]
+            if piece < query or (past_equal and piece == query):
                 lo = mid + 1
             else:
                 hi = mid

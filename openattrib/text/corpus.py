@@ -206,9 +206,7 @@ class Corpus(Sequence[Document]):
         --------
         >>> corpus = Corpus.from_jsonl("corpus.jsonl", text="text", contributor="contributor")  # doctest: +SKIP
         """
-        path = Path(path)
-        if not path.is_file():
-            raise ValidationError(f"corpus file not found: {str(path)!r}")
+        path = _existing(path)
         source = None if in_memory else _JsonlSource(path)
         return cls._build(
             _jsonl_records(path, source), text, contributor, doc_id, metadata, source=source
@@ -225,9 +223,7 @@ class Corpus(Sequence[Document]):
         metadata: Sequence[str] | None = None,
     ) -> Corpus:
         """Documents from a CSV file with a header row (read as UTF-8 strings)."""
-        path = Path(path)
-        if not path.is_file():
-            raise ValidationError(f"corpus file not found: {str(path)!r}")
+        path = _existing(path)
 
         def records() -> Iterator[Mapping[str, Any]]:
             try:
@@ -442,6 +438,13 @@ def _jsonl_records(path: Path, source: _JsonlSource | None) -> Iterator[tuple[st
             if source is not None:
                 source.offsets.append(start)
             yield where, record
+
+
+def _existing(path: str | os.PathLike) -> Path:
+    path = Path(path)
+    if not path.is_file():
+        raise ValidationError(f"corpus file not found: {str(path)!r}")
+    return path
 
 
 def _is_na(value: Any) -> bool:
