@@ -185,7 +185,7 @@ def test_damaged_index_is_one_clear_error(small, damage):
 
 def test_failed_build_leaves_nothing(tmp_path, monkeypatch):
     corpus = Corpus.from_records([{"text": "abc", "contributor": "a"}])
-    import openattrib.text.index as module
+    import openattrib.text._build as module
 
     def boom(*args, **kwargs):
         raise RuntimeError("disk full")

@@ -31,7 +31,8 @@ import numpy as np
 
 from .._io import atomic_write_bytes, canonical_json
 from ..errors import ValidationError, VerificationError
-from ._shard import Shard, file_digest, fsync_directory, shard_files, write_suffix_table
+from ._build import DOCUMENTS, TOKEN_COUNTS, build_into, parse_memory
+from ._shard import Shard, file_digest, fsync_directory
 from .corpus import Corpus
 from .tokenize import ByteTokenizer, as_tokenizer, tokenizer_from_description
 
@@ -41,37 +42,6 @@ log = logging.getLogger("openattrib")
 
 FORMAT = "openattrib.text.span_index/1"
 _MANIFEST = "manifest.json"
-_DOCUMENTS = "documents.json"
-_COUNTS = "token_counts.npy"
-_UNITS = {
-    "": 1,
-    "B": 1,
-    "KB": 10**3,
-    "MB": 10**6,
-    "GB": 10**9,
-    "KIB": 2**10,
-    "MIB": 2**20,
-    "GIB": 2**30,
-}
-
-
-def parse_memory(value: Any, name: str = "memory_budget") -> int:
-    """Bytes from an int or a string like ``"512MB"`` / ``"2GiB"``."""
-    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
-        return value
-    if isinstance(value, str):
-        text = value.strip().upper().replace(" ", "")
-        digits = text.rstrip("KMGIB")
-        unit = text[len(digits) :]
-        try:
-            amount = float(digits)
-        except ValueError:
-            amount = -1.0
-        if unit in _UNITS and amount > 0:
-            return int(amount * _UNITS[unit])
-    raise ValidationError(
-        f"{name} must be a positive int of bytes or a string like '512MB', got {value!r}"
-    )
 
 
 @dataclass(frozen=True)
@@ -134,7 +104,7 @@ class SpanIndex:
         self.dtype = np.dtype(manifest["token_dtype"]).newbyteorder("<")
         self.width = self.dtype.itemsize
         self.separator = int(np.iinfo(self.dtype).max)
-        documents = json.loads((path / _DOCUMENTS).read_text(encoding="utf-8"))
+        documents = json.loads((path / DOCUMENTS).read_text(encoding="utf-8"))
         self.contributors: list[str] = documents["contributors"]
         self.doc_ids: list[str] = documents["doc_ids"]
         self._doc_contributor = np.asarray(documents["contributor_index"], dtype=np.int64)
@@ -195,7 +165,8 @@ class SpanIndex:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".building", dir=path.parent))
         try:
-            manifest = _build_into(tmp, corpus, tok, shards, budget, progress)
+            manifest = build_into(tmp, corpus, tok, shards, budget, progress)
+            manifest = {"format": FORMAT, **manifest}
             manifest_bytes = canonical_json(manifest)
             atomic_write_bytes(tmp / _MANIFEST, manifest_bytes)
             umask = os.umask(0)
@@ -453,7 +424,7 @@ class SpanIndex:
     @cached_property
     def token_counts(self) -> np.ndarray:
         """Occurrences of each token id in the corpus (separators excluded), ``int64``."""
-        return np.load(self.path / _COUNTS).astype(np.int64)
+        return np.load(self.path / TOKEN_COUNTS).astype(np.int64)
 
     @property
     def n_tokens(self) -> int:
@@ -509,105 +480,3 @@ def _positive_int(value: Any, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
         raise ValidationError(f"{name} must be a positive int, got {value!r}")
     return int(value)
-
-
-def _shard_plan(corpus: Corpus, shards: int | None, budget: int, width: int) -> list[int]:
-    """Where each shard starts (document indices), from sizes estimated by UTF-8 length."""
-    sizes = np.array(corpus.text_sizes, dtype=np.int64)
-    if shards is None:
-        limit = max(1, min(budget // 5, 2**31 - 1) // width)
-        starts, used = [0], 0
-        for i, size in enumerate(sizes.tolist()):
-            if used and used + size + 1 > limit:
-                starts.append(i)
-                used = 0
-            used += size + 1
-        return starts
-    cumulative = np.cumsum(sizes + 1)
-    targets = cumulative[-1] * np.arange(1, shards) / shards
-    cuts = np.searchsorted(cumulative, targets, side="left") + 1
-    starts = [0]
-    for cut in cuts.tolist():  # keep every shard non-empty
-        starts.append(min(max(cut, starts[-1] + 1), len(corpus) - (shards - len(starts))))
-    return starts
-
-
-def _build_into(
-    tmp: Path, corpus: Corpus, tok: Any, shards: int | None, budget: int, progress: bool
-) -> dict[str, Any]:
-    from tqdm.auto import tqdm
-
-    dtype = tok.dtype.newbyteorder("<")
-    width = dtype.itemsize
-    separator = np.array([np.iinfo(dtype).max], dtype=dtype).tobytes()
-    starts = _shard_plan(corpus, shards, budget, width)
-    ends = starts[1:] + [len(corpus)]
-    tok.save(tmp)
-    counts = np.zeros(tok.vocab_size, dtype=np.int64)
-    contributors = corpus.contributors
-    code = {name: i for i, name in enumerate(contributors)}
-    shard_info = []
-    bar = tqdm(total=len(corpus), disable=not progress, desc="indexing documents")
-    for number, (begin, end) in enumerate(zip(starts, ends, strict=True)):
-        tokenized = tmp / f"tokenized.{number}"
-        offsets = []
-        position = 0
-        with open(tokenized, "wb") as out:
-            for chunk in range(begin, end, 1024):
-                docs = corpus[chunk : min(chunk + 1024, end)]
-                encoded = tok.encode_many([doc.text for doc in docs])
-                pieces = []
-                for ids in encoded:
-                    offsets.append(position)
-                    pieces.append(separator)
-                    pieces.append(ids.astype(dtype, copy=False).tobytes())
-                    position += width * (1 + len(ids))
-                out.write(b"".join(pieces))
-                if encoded:
-                    joined = np.concatenate(encoded)
-                    counts += np.bincount(joined, minlength=tok.vocab_size)[: tok.vocab_size]
-                bar.update(len(docs))
-        np.asarray(offsets, dtype="<u8").tofile(tmp / f"offset.{number}")
-        ptr_size = write_suffix_table(tokenized, tmp / f"table.{number}", width)
-        shard_info.append(
-            {
-                "doc_start": begin,
-                "n_documents": end - begin,
-                "n_bytes": position,
-                "ptr_size": ptr_size,
-            }
-        )
-    bar.close()
-    np.save(tmp / _COUNTS, counts.astype("<u8"))
-    documents = {
-        "contributors": contributors,
-        "contributor_index": [code[c] for c in corpus.doc_contributors],
-        "doc_ids": corpus.doc_ids,
-        "doc_hashes": corpus.doc_hashes,
-    }
-    atomic_write_bytes(tmp / _DOCUMENTS, canonical_json(documents))
-    names = [_DOCUMENTS, _COUNTS] + [f for n in range(len(starts)) for f in shard_files(n)]
-    if (tmp / "tokenizer.json").exists():
-        names.append("tokenizer.json")
-    files = {
-        name: {"size": (tmp / name).stat().st_size, "sha256": file_digest(tmp / name)}
-        for name in names
-    }
-    from importlib.metadata import version
-
-    return {
-        "format": FORMAT,
-        "corpus_hash": corpus.content_hash,
-        "n_documents": len(corpus),
-        "n_tokens": int(counts.sum()),
-        "tokenizer": tok.describe(),
-        "token_dtype": dtype.str.lstrip("<|"),
-        "build": {
-            "shards": len(starts),
-            "requested_shards": shards,
-            "memory_budget": budget,
-            "suffix_array": f"pydivsufsort {version('pydivsufsort')}",
-        },
-        "shards": shard_info,
-        "files": files,
-    }
