@@ -86,6 +86,13 @@ def test_byte_index_equals_brute_force(docs, queries, shards, min_len, max_count
             found = index.find(q.encode())
             assert {(o.document, o.position) for o in found} == expected
             assert all(o.contributor == f"c{o.document % 2}" for o in found)
+            assert len(index.find(q, limit=2)) == min(2, len(expected))
+            following: dict[int, int] = {}
+            for d, i in expected:
+                if i + len(ids) < len(token_docs[d]):
+                    token = token_docs[d][i + len(ids)]
+                    following[token] = following.get(token, 0) + 1
+            assert index.next_token_counts(ids) == following
             assert ours(
                 index.attribute(ids, min_len=min_len, max_count=max_count)
             ) == brute_attribute(token_docs, ids, min_len, max_count)
