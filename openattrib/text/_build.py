@@ -22,6 +22,7 @@ __all__ = ["build_into", "parse_memory", "DOCUMENTS", "TOKEN_COUNTS"]
 DOCUMENTS = "documents.json"
 TOKEN_COUNTS = "token_counts.npy"
 _CHUNK_DOCUMENTS = 1024
+_CHUNK_BYTES = 1 << 20  # tokenizer outputs hold ~100 bytes per token: keep chunks small
 _UNITS = {
     "": 1,
     "B": 1,
@@ -74,6 +75,18 @@ def _shard_plan(corpus: Corpus, shards: int | None, budget: int, width: int) -> 
     return starts
 
 
+def _chunks(sizes: list[int], begin: int, end: int) -> list[tuple[int, int]]:
+    """Runs of documents of at most ``_CHUNK_BYTES`` of text (or one document) each."""
+    out, start, used = [], begin, 0
+    for i in range(begin, end):
+        if i > start and (used + sizes[i] > _CHUNK_BYTES or i - start == _CHUNK_DOCUMENTS):
+            out.append((start, i))
+            start, used = i, 0
+        used += sizes[i]
+    out.append((start, end))
+    return out
+
+
 def build_into(
     tmp: Path, corpus: Corpus, tok: Any, shards: int | None, budget: int, progress: bool
 ) -> dict[str, Any]:
@@ -95,8 +108,8 @@ def build_into(
         offsets = []
         position = 0
         with open(tokenized, "wb") as out:
-            for chunk in range(begin, end, _CHUNK_DOCUMENTS):
-                docs = corpus[chunk : min(chunk + _CHUNK_DOCUMENTS, end)]
+            for chunk, stop in _chunks(corpus.text_sizes, begin, end):
+                docs = corpus[chunk:stop]
                 encoded = tok.encode_many([doc.text for doc in docs])
                 pieces = []
                 for ids in encoded:
