@@ -201,10 +201,6 @@ class Corpus(Sequence[Document]):
         ``in_memory=True`` the texts are not kept but streamed from the file again when
         needed (an index build reads them in chunks), and each is checked against its hash
         so a file changed after loading is refused.
-
-        Examples
-        --------
-        >>> corpus = Corpus.from_jsonl("corpus.jsonl", text="text", contributor="contributor")  # doctest: +SKIP
         """
         path = _existing(path)
         source = None if in_memory else _JsonlSource(path)
