@@ -89,7 +89,9 @@ class HFTokenizer:
         return np.asarray(ids, dtype=self.dtype)
 
     def encode_many(self, texts: list[str]) -> list[np.ndarray]:
-        batch = self._tokenizer.encode_batch(texts, add_special_tokens=False)
+        # encode_batch_fast (tokenizers >= 0.20) skips character offsets: same ids, less memory
+        encode = getattr(self._tokenizer, "encode_batch_fast", self._tokenizer.encode_batch)
+        batch = encode(texts, add_special_tokens=False)
         return [np.asarray(e.ids, dtype=self.dtype) for e in batch]
 
     def decode(self, ids: Any) -> str:
