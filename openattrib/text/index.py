@@ -394,7 +394,11 @@ class SpanIndex:
                     if int(ids[left + k]) in delims:
                         length = k + 1
                         break
-            if length >= min_len:
+            # Span ends never decrease with ``left`` (a match minus its first token is a
+            # match), and among spans with the same end the first is the longest and the
+            # rarest: it is kept or, if too frequent, so are all the others. So only the
+            # first span of each end needs counting.
+            if length >= min_len and (not candidates or left + length > candidates[-1][1]):
                 candidates.append((left, left + length))
         queries = [raw[left * width : right * width] for left, right in candidates]
         bounds_by_shard = map_batches(
