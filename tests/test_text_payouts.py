@@ -142,3 +142,13 @@ def test_html_highlights_spans_in_contributor_colours(index):
     page = att._repr_html_()
     assert page.count('<span style="background:') >= len(att.spans)
     assert "quick brown fox" in page and "ann" in page
+
+
+def test_document_level_sums_to_the_contributor_level(index):
+    by_contributor = attribute_output(index, OUTPUT, min_len=5)
+    points = attribute_output(index, OUTPUT, min_len=5, players="points")
+    assert points.level == "points" and set(points.contributors) <= {"ann", "bob", "cat"}
+    summed = points.by_contributor()
+    for name in summed.names:
+        assert math.isclose(summed[name], by_contributor[name], rel_tol=1e-12)
+    assert reproduce(index, inference_record(points)).result_hash() == points.result_hash()

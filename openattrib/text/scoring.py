@@ -90,8 +90,15 @@ class TextAttribution(Attribution):
             contributors=[self.index.contributor_of(d) for d in ids],
         )
 
+    def contributor_values(self) -> dict[str, float]:
+        """Each contributor's value (nats), whatever the level of the result."""
+        totals = dict.fromkeys(self.index.contributors, Fraction(0))
+        for document, value in self.document_values.items():
+            totals[self.index.contributor_of(document)] += value
+        return {name: float(value / _MICRO) for name, value in totals.items()}
+
     def _repr_html_(self) -> str:
-        colour = {name: _PALETTE[i % len(_PALETTE)] for i, name in enumerate(self.names)}
+        colour = {n: _PALETTE[i % len(_PALETTE)] for i, n in enumerate(self.index.contributors)}
         owner: list[tuple[int, ScoredSpan] | None] = [None] * len(self.tokens)
         for span in self.spans:  # each token shows the heaviest span covering it
             for k in range(span.start, span.end):
@@ -118,11 +125,12 @@ class TextAttribution(Attribution):
                     f"{text}</span>"
                 )
             k = j
-        total = float(self.values.sum()) or 1.0
+        values = self.contributor_values()
+        total = sum(values.values()) or 1.0
         legend = "".join(
             f'<span style="background:{colour[n]};padding:0 6px;margin-right:8px;'
             f'border-radius:3px">{html.escape(n)} {v / total:.0%}</span>'
-            for n, v in sorted(zip(self.names, self.values, strict=True), key=lambda t: -t[1])
+            for n, v in sorted(values.items(), key=lambda t: -t[1])
             if v > 0
         )
         return (
@@ -155,6 +163,7 @@ def attribute_output(
     max_count: int | None = 1000,
     top_fraction: float | None = None,
     delimiters: Sequence[int] = (),
+    players: str = "contributors",
     n_jobs: int = 1,
     backend: str | None = None,
     client: Any = None,
@@ -174,6 +183,9 @@ def attribute_output(
         probability (OLMoTrace's selection). Default: keep all.
     delimiters : sequence of int
         Token ids a span may not run past (e.g. sentence ends).
+    players : {"contributors", "points"}
+        The level of the result: every contributor of the index, or the documents holding
+        a matched span (with their contributors; ``by_contributor()`` sums them).
     n_jobs, backend, client
         How shards are searched (:mod:`openattrib.parallel`).
 
@@ -190,6 +202,8 @@ def attribute_output(
     >>> att.names, [round(float(v), 2) for v in att.values]
     (['ann', 'bob'], [49.76, 0.0])
     """
+    if players not in ("contributors", "points"):
+        raise ValidationError(f"players must be 'contributors' or 'points', got {players!r}")
     if top_fraction is not None and not (
         isinstance(top_fraction, (int, float)) and 0 < top_fraction <= 1
     ):
@@ -230,11 +244,21 @@ def attribute_output(
         "max_count": None if max_count is None else int(max_count),
         "top_fraction": top_fraction,
         "delimiters": sorted(int(d) for d in delimiters),
+        "players": players,
         "rule": SPAN_RULE,
     }
+    if players == "points":
+        documents = sorted(document_values)
+        values = [float(document_values[d] / _MICRO) for d in documents]
+        names = [index.doc_ids[d] for d in documents]
+        owners: list[str] | None = [index.contributor_of(d) for d in documents]
+    else:
+        values = [float(v / _MICRO) for v in contributor_values.values()]
+        names, owners = list(contributor_values), None
     att = TextAttribution(
-        [float(v / _MICRO) for v in contributor_values.values()],
-        names=list(contributor_values),
+        values,
+        names=names,
+        contributors=owners,
         method="span_match",
         parameters=parameters,
         provenance={
@@ -243,7 +267,7 @@ def attribute_output(
             "tokenizer": index.manifest["tokenizer"],
             "package_version": package_version(),
         },
-        level="contributors",
+        level=players,
         diagnostics={"spans": [s.to_list() for s in spans], "n_tokens": len(tokens)},
     )
     att.tokens = tokens
