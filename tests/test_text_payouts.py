@@ -147,7 +147,7 @@ def test_html_highlights_spans_in_contributor_colours(index):
 def test_document_level_sums_to_the_contributor_level(index):
     by_contributor = attribute_output(index, OUTPUT, min_len=5)
     points = attribute_output(index, OUTPUT, min_len=5, players="points")
-    assert points.level == "points" and set(points.contributors) <= {"ann", "bob", "cat"}
+    assert points.players == "points" and set(points.contributors) <= {"ann", "bob", "cat"}
     summed = points.by_contributor()
     for name in summed.names:
         assert math.isclose(summed[name], by_contributor[name], rel_tol=1e-12)

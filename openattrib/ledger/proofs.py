@@ -135,8 +135,8 @@ class BatchProof:
         """Inverse of :meth:`to_dict`; raises :class:`VerificationError` on bad fields."""
         try:
             return cls(
-                leaf_index=_size(data["leaf_index"], "leaf_index"),
-                batch_size=_size(data["batch_size"], "batch_size"),
+                leaf_index=check_size(data["leaf_index"], "leaf_index"),
+                batch_size=check_size(data["batch_size"], "batch_size"),
                 path=tuple(bytes.fromhex(h) for h in data["path"]),
                 entry=InclusionProof.from_dict(data["entry"]),
                 entry_data=str(data["entry_data"]).encode("utf-8"),

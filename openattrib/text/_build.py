@@ -13,45 +13,15 @@ from typing import Any
 import numpy as np
 
 from .._io import atomic_write_bytes, canonical_json
-from ..errors import ValidationError
 from ._shard import file_digest, shard_files, write_suffix_table
 from .corpus import Corpus
 
-__all__ = ["build_into", "parse_memory", "DOCUMENTS", "TOKEN_COUNTS"]
+__all__ = ["build_into", "DOCUMENTS", "TOKEN_COUNTS"]
 
 DOCUMENTS = "documents.json"
 TOKEN_COUNTS = "token_counts.npy"
 _CHUNK_DOCUMENTS = 1024
 _CHUNK_BYTES = 1 << 20  # tokenizer outputs hold ~100 bytes per token: keep chunks small
-_UNITS = {
-    "": 1,
-    "B": 1,
-    "KB": 10**3,
-    "MB": 10**6,
-    "GB": 10**9,
-    "KIB": 2**10,
-    "MIB": 2**20,
-    "GIB": 2**30,
-}
-
-
-def parse_memory(value: Any, name: str = "memory_budget") -> int:
-    """Bytes from an int or a string like ``"512MB"`` / ``"2GiB"``."""
-    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
-        return value
-    if isinstance(value, str):
-        text = value.strip().upper().replace(" ", "")
-        digits = text.rstrip("KMGIB")
-        unit = text[len(digits) :]
-        try:
-            amount = float(digits)
-        except ValueError:
-            amount = -1.0
-        if unit in _UNITS and amount > 0:
-            return int(amount * _UNITS[unit])
-    raise ValidationError(
-        f"{name} must be a positive int of bytes or a string like '512MB', got {value!r}"
-    )
 
 
 def _shard_plan(corpus: Corpus, shards: int | None, budget: int, width: int) -> list[int]:

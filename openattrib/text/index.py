@@ -30,18 +30,20 @@ from typing import Any
 import numpy as np
 
 from .._io import atomic_write_bytes, canonical_json
+from .._vocab import parse_memory_budget
 from ..errors import ValidationError, VerificationError
-from ._build import DOCUMENTS, TOKEN_COUNTS, build_into, parse_memory
+from ._build import DOCUMENTS, TOKEN_COUNTS, build_into
 from ._shard import Shard, file_digest, fsync_directory
 from .corpus import Corpus
 from .tokenize import ByteTokenizer, as_tokenizer, tokenizer_from_description
 
-__all__ = ["SpanIndex", "Span", "Occurrence", "FORMAT", "parse_memory"]
+__all__ = ["SpanIndex", "Span", "Occurrence", "FORMAT"]
 
 log = logging.getLogger("openattrib")
 
 FORMAT = "openattrib.text.span_index/1"
 _MANIFEST = "manifest.json"
+_DEFAULT_BUDGET = "1GB"
 
 
 @dataclass(frozen=True)
@@ -121,7 +123,7 @@ class SpanIndex:
         *,
         tokenizer: Any = "bytes",
         shards: int | None = None,
-        memory_budget: int | str = "1GB",
+        memory_budget: int | str | None = None,
         overwrite: bool = False,
         progress: bool = True,
     ) -> SpanIndex:
@@ -137,8 +139,9 @@ class SpanIndex:
         shards : int, optional
             Number of shards (contiguous runs of documents of about equal size). Default:
             as few as ``memory_budget`` allows.
-        memory_budget : int or str
-            Peak memory of sorting one shard (its bytes plus 4 bytes per byte).
+        memory_budget : int or str, optional
+            Peak memory of sorting one shard (its bytes plus 4 bytes per byte); default
+            ``"1GB"``.
         overwrite : bool
             Replace an existing index at ``path``.
         progress : bool
@@ -147,7 +150,7 @@ class SpanIndex:
         if not isinstance(corpus, Corpus):
             raise ValidationError(f"corpus must be an oa.text.Corpus, got {type(corpus).__name__}")
         tok = as_tokenizer(tokenizer)
-        budget = parse_memory(memory_budget)
+        budget = parse_memory_budget(_DEFAULT_BUDGET if memory_budget is None else memory_budget)
         path = Path(path)
         if path.exists() and not overwrite:
             raise ValidationError(

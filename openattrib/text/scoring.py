@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import html
 import math
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
@@ -32,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from .._vocab import check_players
 from ..errors import ValidationError
 from ..result import Attribution, package_version
 from .index import Span, SpanIndex
@@ -86,7 +88,7 @@ class TextAttribution(Attribution):
             method=self.method,
             parameters=self.parameters,
             provenance=self.provenance,
-            level="points",
+            players="points",
             contributors=[self.index.contributor_of(d) for d in ids],
         )
 
@@ -141,9 +143,12 @@ class TextAttribution(Attribution):
         )
 
 
+_INFORMATION: weakref.WeakKeyDictionary[SpanIndex, np.ndarray] = weakref.WeakKeyDictionary()
+
+
 def _token_information(index: SpanIndex) -> np.ndarray:
     """Integer micro-nats ``round(1e6 * -ln(count / n_tokens))`` per token id (0 if absent)."""
-    cached = getattr(index, "_information", None)
+    cached = _INFORMATION.get(index)
     if cached is None:
         counts = index.token_counts
         total = max(index.n_tokens, 1)
@@ -151,7 +156,7 @@ def _token_information(index: SpanIndex) -> np.ndarray:
             [round(-_MICRO * math.log(int(c) / total)) if c else 0 for c in counts],
             dtype=np.int64,
         )
-        index._information = cached
+        _INFORMATION[index] = cached
     return cached
 
 
@@ -202,8 +207,7 @@ def attribute_output(
     >>> att.names, [round(float(v), 2) for v in att.values]
     (['ann', 'bob'], [49.76, 0.0])
     """
-    if players not in ("contributors", "points"):
-        raise ValidationError(f"players must be 'contributors' or 'points', got {players!r}")
+    players = check_players(players)
     if top_fraction is not None and not (
         isinstance(top_fraction, (int, float)) and 0 < top_fraction <= 1
     ):
@@ -267,7 +271,7 @@ def attribute_output(
             "tokenizer": index.manifest["tokenizer"],
             "package_version": package_version(),
         },
-        level=players,
+        players=players,
         diagnostics={"spans": [s.to_list() for s in spans], "n_tokens": len(tokens)},
     )
     att.tokens = tokens
