@@ -190,6 +190,8 @@ RANK = {
     "_vocab": 0,  # issue 12a: shared parameter parsing and deprecation helpers
     "_io": 0,
     "_data_checks": 0,
+    "_csv": 0,  # issue 13: the one checked CSV reader
+    "_ids": 0,  # issue 13: the payee-identity rule
     "parallel": 0,
     "stopping": 0,
     "data": 1,

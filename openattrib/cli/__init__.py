@@ -55,6 +55,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except FileNotFoundError as exc:
         print(f"openattrib: error: file not found: {exc.filename}", file=sys.stderr)
         return 1
+    except OSError as exc:  # full disk, permissions, ...: the write was atomic, nothing is left
+        where = f" {exc.filename}" if exc.filename else ""
+        reason = exc.strerror or str(exc) or type(exc).__name__
+        print(f"openattrib: error: cannot access{where}: {reason}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("openattrib: interrupted", file=sys.stderr)
         return 130

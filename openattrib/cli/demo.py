@@ -25,8 +25,13 @@ def add_demo_parser(commands: Any) -> None:
 
 
 def run_demo_command(args: argparse.Namespace) -> int:
+    from .._io import check_output_path
     from ..demo import run_demo
+    from ..errors import ValidationError
 
+    if args.out.exists() and not args.out.is_dir():
+        raise ValidationError(f"--out {str(args.out)!r} is a file; the demo writes into a folder")
+    check_output_path(args.out / "demo", what="--out")  # a bad folder fails before any work
     if args.chain:
         from .chain import chain_module
 

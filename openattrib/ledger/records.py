@@ -52,6 +52,10 @@ def _result_hash(obj: Any, what: str) -> str:
     return value
 
 
+def _counts(counts: Any) -> list[int] | None:
+    return None if counts is None else [int(c) for c in counts]
+
+
 def run_record(attribution: Any) -> dict[str, Any]:
     """The ledger record of an attribution run (without its ``index``).
 
@@ -80,6 +84,8 @@ def run_record(attribution: Any) -> dict[str, Any]:
         "seed": seed,
         "provenance": provenance,
         "result_hash": result_hash,
+        "level": getattr(attribution, "level", None),
+        "counts": _counts(getattr(attribution, "counts", None)),
         "dataset_hash": provenance.get("dataset_hash"),
         "estimator": provenance.get("model", provenance.get("estimator")),
         "package_version": provenance.get("package_version") or package_version(),
@@ -194,6 +200,68 @@ def check_source(allocation_record: dict[str, Any], run: dict[str, Any]) -> None
             f"the allocation was computed from result {source[:12]}..., but run entry "
             f"{run.get('index', '(new)')} holds result {str(run.get('result_hash'))[:12]}...; "
             "link it to the run it came from"
+        )
+
+
+def check_derivable(allocation: Any, run: dict[str, Any]) -> None:
+    """Refuse to link an allocation that does not follow from the run record ``run``.
+
+    The allocation's values (and standard errors) must be the run's: together with the run's
+    recorded level, counts, method, parameters, seed and dataset hash they must give the
+    run's ``result_hash``. Then :func:`~openattrib.rewards.allocate` is run again on them
+    with the allocation's recorded policy and parameters (``allocation.recompute``; the
+    ledger does not import the rewards package), and every field of the result
+    (shares, amounts, status, grid, parameters) must equal the allocation's.
+    """
+    from ..result import Attribution
+
+    where = f"run entry {run['index']}" if "index" in run else "the run appended with it"
+    check_source({"source": getattr(allocation, "source", None)}, run)
+    if not callable(getattr(allocation, "recompute", None)):
+        raise UnsupportedError(
+            f"linking an allocation to a run needs an openattrib Allocation (its values and "
+            f"policy are recomputed from the run), got {type(allocation).__name__}"
+        )
+    if run.get("level") is None:
+        raise ValidationError(
+            f"{where} does not record its result's level and counts (an older ledger, or not "
+            "an openattrib Attribution), so an allocation cannot be checked against it; "
+            "append the allocation without linking it to a run"
+        )
+    try:
+        candidate = Attribution(
+            list(allocation.values.values()),
+            allocation.names,
+            stderr=None if allocation.stderr is None else list(allocation.stderr.values()),
+            counts=run.get("counts"),
+            method=run.get("method", "unknown"),
+            parameters=run.get("parameters"),
+            seed=run.get("seed"),
+            provenance={"dataset_hash": run.get("dataset_hash")},
+            players=run["level"],
+        )
+    except (ValidationError, TypeError, ValueError) as exc:
+        raise ValidationError(f"the allocation's values cannot be {where}'s: {exc}") from None
+    if candidate.result_hash() != run.get("result_hash"):
+        raise ValidationError(
+            f"the allocation's values are not the values of {where} (with the run's level, "
+            "counts, method, parameters and seed they do not give its result_hash); "
+            "allocate from the run's own Attribution"
+        )
+    try:
+        again = allocation.recompute(candidate)
+    except (ValidationError, TypeError, ValueError, ZeroDivisionError) as exc:
+        raise ValidationError(
+            f"the allocation cannot be recomputed from {where} with its recorded policy "
+            f"{allocation.policy!r} and parameters: {exc}"
+        ) from None
+    mine, theirs = allocation.to_dict(), again.to_dict()
+    differ = [k for k in mine if k not in ("source", "method") and mine[k] != theirs[k]]
+    if differ:
+        raise ValidationError(
+            f"the allocation differs from the one {where} gives under its recorded policy "
+            f"{allocation.policy!r} and parameters (field(s) {', '.join(differ)}); it cannot "
+            "be linked to that run"
         )
 
 
