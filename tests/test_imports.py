@@ -203,6 +203,7 @@ RANK = {
     "per_test": 2,  # issue 12a: the per-test result protocol
     "estimators": 3,
     "influence": 3,
+    "text": 3,  # issue 14: corpus, span index, span attribution (produces Attribution)
     "methods": 4,
     "recipe": 4,
     "rewards": 5,

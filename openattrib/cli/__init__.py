@@ -16,6 +16,7 @@ from .chain import add_chain_parser
 from .demo import add_demo_parser
 from .experiment import add_experiment_parser
 from .ledger import add_ledger_parser
+from .text import add_text_parser
 from .value import add_value_parser
 
 __all__ = ["main", "build_parser"]
@@ -34,6 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_ledger_parser(commands)
     add_experiment_parser(commands)
     add_chain_parser(commands)
+    add_text_parser(commands)
     return parser
 
 

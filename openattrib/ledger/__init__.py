@@ -37,13 +37,16 @@ from .keys import (
 )
 from .log import Ledger, LedgerEntry
 from .proofs import (
+    BatchProof,
     ConsistencyProof,
     InclusionProof,
+    verify_batch_inclusion,
     verify_checkpoint_consistency,
     verify_inclusion,
 )
 
 __all__ = [
+    "BatchProof",
     "Checkpoint",
     "ConsistencyProof",
     "InclusionProof",
@@ -58,6 +61,7 @@ __all__ = [
     "merkle",
     "note_verifier_key",
     "save_signing_key",
+    "verify_batch_inclusion",
     "verify_checkpoint",
     "verify_checkpoint_consistency",
     "verify_inclusion",

@@ -8,6 +8,8 @@ Storage design (one SQLite file, WAL journal, ``synchronous=FULL``, no server):
   leaves starting at ``idx * 2**level``, ``level >= 1``), written when its last leaf is
   appended. That is ``n - popcount(n)`` rows for ``n`` entries (about one per entry), and an
   append writes one node on average (at most ``log2 n``).
+- ``batch_leaves(entry, idx, data)``: the leaves of each ``batch`` entry (kept beside the
+  tree: the entry holds only their Merkle root, so a batch of many records is one append).
 - ``checkpoints``: every signed checkpoint the ledger issued; ``meta``: format, origin, size.
 
 Any tree head, inclusion proof or consistency proof is a fold of ``O(log n)`` perfect
@@ -24,7 +26,7 @@ import os
 import secrets
 import sqlite3
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -36,8 +38,14 @@ from . import merkle
 from .audit import LedgerReport, audit
 from .checkpoint import Checkpoint
 from .keys import load_signing_key, read_signer_state, signer_state_path, write_signer_state
-from .proofs import ConsistencyProof, InclusionProof
-from .records import LedgerEntry, allocation_record, check_derivable, run_record
+from .proofs import BatchProof, ConsistencyProof, InclusionProof
+from .records import (
+    LedgerEntry,
+    allocation_record,
+    batch_record,
+    check_derivable,
+    run_record,
+)
 
 __all__ = ["Ledger", "LedgerEntry"]
 
@@ -49,11 +57,13 @@ CREATE TABLE IF NOT EXISTS entries (idx INTEGER PRIMARY KEY, data BLOB NOT NULL,
                                     leaf_hash BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS nodes (level INTEGER NOT NULL, idx INTEGER NOT NULL,
                                   hash BLOB NOT NULL, PRIMARY KEY (level, idx)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS batch_leaves (entry INTEGER NOT NULL, idx INTEGER NOT NULL,
+                                         data BLOB NOT NULL, PRIMARY KEY (entry, idx)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS checkpoints (id INTEGER PRIMARY KEY, size INTEGER NOT NULL,
                                         root BLOB NOT NULL, origin TEXT NOT NULL,
                                         text TEXT NOT NULL);
 """
-_APPEND_ONLY = ("entries", "nodes", "checkpoints")
+_APPEND_ONLY = ("entries", "nodes", "checkpoints", "batch_leaves")
 
 
 def _blob(value: Any, what: str, path: Path) -> bytes:
@@ -359,6 +369,73 @@ class Ledger:
             return dict(record)
 
         return self._append([build])[0]
+
+    def append_batch(
+        self, leaves: Sequence[bytes], *, context: Mapping[str, Any] | None = None
+    ) -> LedgerEntry:
+        """Record many leaves (e.g. one canonical record per inference) with one append.
+
+        The entry holds the leaves' RFC 6962 Merkle root, their number and ``context``; the
+        leaves are stored beside the log, so :meth:`batch_proof` can prove any one of them.
+
+        Examples
+        --------
+        >>> import tempfile, pathlib
+        >>> from openattrib import ledger
+        >>> with Ledger(pathlib.Path(tempfile.mkdtemp()) / "l.sqlite") as led:
+        ...     entry = led.append_batch([b"first", b"second", b"third"])
+        ...     proof = led.batch_proof(entry.index, 1)
+        ...     ledger.verify_batch_inclusion(proof, led.checkpoint(), b"second")
+        True
+        """
+        data = []
+        for i, leaf in enumerate(leaves):
+            if not isinstance(leaf, (bytes, bytearray)):
+                raise ValidationError(f"batch leaf {i} must be bytes, got {type(leaf).__name__}")
+            data.append(bytes(leaf))
+        if not data:
+            raise ValidationError("a batch needs at least one leaf")
+        record = batch_record(merkle.root(data), len(data), context)
+
+        def build(index: int) -> dict[str, Any]:
+            self._db.executemany(
+                "INSERT INTO batch_leaves(entry, idx, data) VALUES (?, ?, ?)",
+                [(index, i, leaf) for i, leaf in enumerate(data)],
+            )
+            return dict(record)
+
+        return self._append([build])[0]
+
+    def batch_leaves(self, index: int) -> list[bytes]:
+        """The leaves of the batch entry at ``index``, checked against its recorded root."""
+        record = self.entry(index).record
+        if record["kind"] != "batch":
+            raise ValidationError(f"entry {index} is a {record['kind']!r} entry, not a batch")
+        rows = self._db.execute(
+            "SELECT data FROM batch_leaves WHERE entry = ? ORDER BY idx", (index,)
+        ).fetchall()
+        leaves = [bytes(r[0]) for r in rows]
+        if len(leaves) != record["size"] or merkle.root(leaves).hex() != record["root"]:
+            raise LedgerError(
+                f"the stored leaves of batch entry {index} do not match its recorded root; "
+                "the file is damaged -- run Ledger.verify()"
+            )
+        return leaves
+
+    def batch_proof(self, index: int, leaf: int, size: int | None = None) -> BatchProof:
+        """Proof that leaf ``leaf`` of the batch entry ``index`` is in the log (of ``size``)."""
+        with self._read():
+            leaves = self.batch_leaves(index)
+            if isinstance(leaf, bool) or not isinstance(leaf, int) or not 0 <= leaf < len(leaves):
+                raise ValidationError(f"leaf must be an int in 0..{len(leaves) - 1}, got {leaf!r}")
+            entry = self.entry(index)
+            return BatchProof(
+                leaf,
+                len(leaves),
+                tuple(merkle.inclusion_proof(leaves, leaf)),
+                self.inclusion_proof(index, size),
+                entry.data,
+            )
 
     # --------------------------------------------------------------------- read
     @property

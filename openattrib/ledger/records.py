@@ -7,7 +7,9 @@ detected. Token amounts are written as decimal strings so that readers in langua
 
 ``run`` records hold everything needed to reproduce a result: the method, its parameters, the
 seed, the full provenance dict (dataset content hash, model, scorer, versions, ...) and the
-result's hash. ``allocation`` records hold the payout (contributor -> amount), the pool, the
+result's hash. ``batch`` records hold the RFC 6962 Merkle root of many leaves kept beside the
+log (for example one record per paid inference), their number and a free-form ``context``
+naming what the leaves are. ``allocation`` records hold the payout (contributor -> amount), the pool, the
 policy, the allocation's hash, the index of the run it came from and (``source``) that run's
 result hash when the allocation knows it.
 """
@@ -31,11 +33,12 @@ __all__ = [
     "package_version",
     "run_record",
     "allocation_record",
+    "batch_record",
     "parse_entry",
 ]
 
 SCHEMA = 1
-KINDS = ("run", "allocation")
+KINDS = ("run", "allocation", "batch")
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
 
@@ -140,6 +143,22 @@ def allocation_record(allocation: Any, run: int | None) -> dict[str, Any]:
         "allocation_hash": allocation_hash,
         "run": run,
         "source": source,
+        "recorded_by": f"openattrib {package_version()}",
+    }
+
+
+def batch_record(root: bytes, size: int, context: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The ledger record of a batch of ``size`` leaves whose Merkle root is ``root``."""
+    if not isinstance(root, bytes) or len(root) != 32:
+        raise ValidationError("a batch root must be a 32-byte SHA-256 hash")
+    if context is not None and not isinstance(context, Mapping):
+        raise ValidationError(f"batch context must be a dict, got {type(context).__name__}")
+    return {
+        "kind": "batch",
+        "schema": SCHEMA,
+        "root": root.hex(),
+        "size": int(size),
+        "context": dict(context or {}),
         "recorded_by": f"openattrib {package_version()}",
     }
 
