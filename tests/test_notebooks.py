@@ -39,6 +39,11 @@ OVERRIDES: dict[str, dict[str, object]] = {
         "TOP_K": 3,
     },
     "04_reward_allocation.ipynb": {"MC_PERMUTATIONS": 50, "MAX_COPIES": 1},
+    "08_language_model_attribution.ipynb": {
+        "PACKAGES": ["json", "csv", "textwrap", "email"],
+        "N_GENERATIONS": 4,
+        "ANSWER_LENGTH": 120,
+    },
     "09_neural_influence.ipynb": {
         "N_TRAIN": 80,
         "N_TEST": 10,

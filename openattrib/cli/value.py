@@ -9,9 +9,9 @@ from typing import Any
 import numpy as np
 
 from .. import methods as registry
-from ..data import Dataset
+from .._io import check_output_path
 from ..errors import ValidationError
-from ..recipe import MODELS, compute, prepare_data
+from ..recipe import MODELS, compute, prepare_data, read_data
 
 
 def add_value_parser(commands: Any) -> None:
@@ -128,8 +128,8 @@ def run_value(args: argparse.Namespace) -> int:
     if players == "contributors" and not args.contributor:
         raise ValidationError("--players contributors needs --contributor COLUMN")
     recipe = recipe_from_args(args, players)
-    data = Dataset.from_csv(args.data, target=args.target, contributor=args.contributor)
-    valid = Dataset.from_csv(args.valid, target=args.target) if args.valid else None
+    check_output_path(args.out)
+    data, valid = read_data(recipe, args.data, args.valid)
     train, valid = prepare_data(recipe, data, valid)
     result = compute(
         recipe,

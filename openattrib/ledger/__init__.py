@@ -5,6 +5,8 @@
 - :mod:`~openattrib.ledger.checkpoint`: signed C2SP checkpoints (Ed25519 signed notes);
   keys in :mod:`~openattrib.ledger.keys`, proof objects in :mod:`~openattrib.ledger.proofs`.
 - :mod:`~openattrib.ledger.evm`: OpenZeppelin ``StandardMerkleTree`` export for on-chain claims.
+- :mod:`~openattrib.ledger.chain`: the claim and checkpoint-anchor contracts on an EVM chain
+  (web3.py; loaded on first use).
 
 Examples
 --------
@@ -35,19 +37,23 @@ from .keys import (
 )
 from .log import Ledger, LedgerEntry
 from .proofs import (
+    BatchProof,
     ConsistencyProof,
     InclusionProof,
+    verify_batch_inclusion,
     verify_checkpoint_consistency,
     verify_inclusion,
 )
 
 __all__ = [
+    "BatchProof",
     "Checkpoint",
     "ConsistencyProof",
     "InclusionProof",
     "Ledger",
     "LedgerEntry",
     "LedgerReport",
+    "chain",
     "evm",
     "generate_signing_key",
     "load_public_key",
@@ -55,6 +61,7 @@ __all__ = [
     "merkle",
     "note_verifier_key",
     "save_signing_key",
+    "verify_batch_inclusion",
     "verify_checkpoint",
     "verify_checkpoint_consistency",
     "verify_inclusion",
@@ -62,7 +69,8 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    # The EVM export pulls in eth_abi and eth_utils (~0.3 s); load it on first use.
-    if name == "evm":
-        return importlib.import_module(".evm", __name__)
+    # The EVM export pulls in eth_abi and eth_utils (~0.3 s), the chain module web3 (~1 s);
+    # load them on first use.
+    if name in ("evm", "chain"):
+        return importlib.import_module(f".{name}", __name__)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
