@@ -5,7 +5,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.openattrib-installed
-EXTRAS ?= dev,docs,notebooks,torch
+EXTRAS ?= dev,docs,notebooks,torch,chain,text,llm
 export OMP_NUM_THREADS ?= 1
 export OPENBLAS_NUM_THREADS ?= 1
 export MKL_NUM_THREADS ?= 1
@@ -23,10 +23,11 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/openattrib demo
 
-# The EVM export is checked against OpenZeppelin's own npm package, run under node.
+# The EVM export is checked against OpenZeppelin's own npm package, run under node; the
+# contracts are rebuilt with the pinned npm solc and the CLI is tested against npm ganache.
 NODE_DEPS := tests/node/node_modules/.package-lock.json
 $(NODE_DEPS): tests/node/package.json tests/node/package-lock.json
-	@if command -v npm >/dev/null; then npm ci --prefix tests/node --no-audit --no-fund --loglevel=error; else echo "npm not found: the EVM cross-check against @openzeppelin/merkle-tree will be skipped"; fi
+	@if command -v npm >/dev/null; then npm ci --prefix tests/node --no-audit --no-fund --loglevel=error; else echo "npm not found: the OpenZeppelin, solc and ganache tests will be skipped"; fi
 
 # Two workers (the machines have 2 cores); tests are independent and seeded, so the order
 # and the worker a test lands on do not change any result. PYTEST_WORKERS=0 runs in-process.

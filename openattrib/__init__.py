@@ -25,7 +25,7 @@ from .errors import (
 )
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
-    from . import datasets, experiments, ledger, methods, report, rewards, toy_games
+    from . import datasets, experiments, ledger, methods, report, rewards, text, toy_games
     from . import stopping as stop
     from .data import Dataset
     from .estimators import (
@@ -70,6 +70,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
             "methods",
             "report",
             "rewards",
+            "text",
             "toy_games",
         )
     },
@@ -159,6 +160,7 @@ __all__ = [
     "rewards",
     "semivalue",
     "stop",
+    "text",
     "toy_games",
     "tracin",
     "trak",

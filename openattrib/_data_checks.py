@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ._ids import check_ids
 from .errors import UnsupportedError, ValidationError
 
 __all__ = [
@@ -64,21 +65,11 @@ def coerce_features(
         )
     if isinstance(X, pd.DataFrame):
         names = [str(c) for c in X.columns]
-        bad = [
-            names[i]
-            for i, dtype in enumerate(X.dtypes)
-            if not (pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype))
-            or pd.api.types.is_complex_dtype(dtype)
-        ]
-        if bad:
-            raise ValidationError(
-                f"X has non-numeric feature column(s) {listing(bad)}; encode them as numbers "
-                "first, e.g. with pd.get_dummies(df, columns=[...]) or an OrdinalEncoder"
-            )
         if X.shape[1] == 0 or X.shape[0] == 0:
             raise ValidationError(
                 f"X is empty: shape {X.shape}; a data set needs at least one row and one feature"
             )
+        X = _numeric_frame(X, names)
         array = X.to_numpy(dtype=np.float64, na_value=np.nan)
         if feature_names is None:
             feature_names = names
@@ -106,6 +97,39 @@ def coerce_features(
     array = array.view()  # never flip the writeable flag on the caller's own array object
     array.flags.writeable = False
     return array, names
+
+
+def _numeric_frame(X: pd.DataFrame, names: list[str]) -> pd.DataFrame:
+    """``X`` with object columns of numbers made numeric; names the first non-number."""
+    columns = {}
+    problems = []
+    for j, dtype in enumerate(X.dtypes):
+        column = X.iloc[:, j]
+        if pd.api.types.is_complex_dtype(dtype):
+            problems.append(f"{names[j]!r} (complex numbers)")
+        elif pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype):
+            continue
+        else:
+            values = column.to_numpy(dtype=object)
+            bad = [i for i, v in enumerate(values) if not (_is_real_number(v) or _is_missing(v))]
+            if bad:
+                problems.append(
+                    f"{names[j]!r} (dtype {dtype}; e.g. {ascii(values[bad[0]])} at row {bad[0]})"
+                )
+            else:
+                columns[j] = np.array([np.nan if _is_missing(v) else float(v) for v in values])
+    if problems:
+        shown = ", ".join(problems[:_MAX_LISTED])
+        raise ValidationError(
+            f"X has non-numeric feature column(s) {shown}; encode them as numbers "
+            "first, e.g. with pd.get_dummies(df, columns=[...]) or an OrdinalEncoder"
+        )
+    if not columns:
+        return X
+    X = X.copy()
+    for j, values in columns.items():
+        X.isetitem(j, values)
+    return X
 
 
 def _numeric_array(array: np.ndarray, feature_names: Sequence[Any] | None) -> np.ndarray:
@@ -250,13 +274,19 @@ def coerce_labels(y: Any, copy: bool) -> np.ndarray:
     return array
 
 
-def coerce_contributors(contributors: Any) -> np.ndarray | None:
-    """Return contributor ids as a read-only 1-D object array of ``str`` (or ``None``)."""
+def coerce_contributors(contributors: Any, column: Any = None) -> np.ndarray | None:
+    """Return contributor ids as a read-only 1-D object array of ``str`` (or ``None``).
+
+    Strings are kept exactly as given; other values (ints from an array) become ``str()``.
+    Every distinct id must follow the payee-identity rule of :mod:`openattrib._ids`.
+    ``column`` (the user's column name) is used in error messages.
+    """
     if contributors is None:
         return None
+    what = "contributors" if column is None else f"contributor column {str(column)!r}"
     if isinstance(contributors, str):
         raise ValidationError(
-            f"contributors must give one id per row, not a single string {contributors!r}"
+            f"{what} must give one id per row, not a single string {contributors!r}"
         )
     values = (
         contributors.to_numpy(dtype=object)
@@ -264,17 +294,16 @@ def coerce_contributors(contributors: Any) -> np.ndarray | None:
         else np.asarray(contributors, dtype=object)
     )
     if values.ndim != 1:
-        raise ValidationError(
-            f"contributors must be 1-D (one id per row); got shape {values.shape}"
-        )
+        raise ValidationError(f"{what} must be 1-D (one id per row); got shape {values.shape}")
     out = np.empty(values.shape[0], dtype=object)
     for i, value in enumerate(values):
         if _is_missing(value) or (isinstance(value, str) and not value.strip()):
             raise ValidationError(
-                f"contributors has a missing or empty id at row {i} (got {value!r}); every row "
+                f"{what} has a missing or empty id at row {i} (0-based; got {value!r}); every row "
                 "needs a contributor id"
             )
-        out[i] = str(value)
+        out[i] = value if isinstance(value, str) else str(value)
+    check_ids(out.tolist(), what)
     out.flags.writeable = False
     return out
 
@@ -302,6 +331,12 @@ def frame_feature_columns(
             "Dataset(X, y) for arrays"
         )
     available = [str(c) for c in df.columns]
+    duplicated = list(dict.fromkeys(c for c in available if available.count(c) > 1))
+    if duplicated:
+        raise ValidationError(
+            f"the DataFrame has duplicate column name(s) {listing(duplicated)}; every column "
+            "needs a distinct name"
+        )
     for role, column in (("target", target), ("contributor", contributor)):
         if column is not None and column not in df.columns:
             raise ValidationError(

@@ -13,7 +13,6 @@ import logging
 import os
 import struct
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -52,8 +51,11 @@ class Dataset:
         Labels or regression targets, without missing values. Integer, boolean, float and
         string dtypes are kept; an object array of numbers becomes numeric.
     contributors : array-like of shape (n_samples,), optional
-        The id of whoever contributed each row; converted with ``str()``. Missing or empty
-        ids are refused.
+        The id of whoever contributed each row. Strings are kept exactly as given (other
+        values are converted with ``str()``). Missing or empty ids are refused, and so are
+        ids that could be mistaken for another payee or that would not print safely:
+        control and invisible characters, text not in Unicode NFC, and two ids equal after
+        NFKC normalisation (the rule is stated in :mod:`openattrib._ids`).
     feature_names : sequence of str, optional
         One distinct name per column (default ``x0, x1, ...`` or the DataFrame columns).
     target_name : str, default "target"
@@ -84,7 +86,9 @@ class Dataset:
     ) -> None:
         X_array, names = checks.coerce_features(X, feature_names, copy)
         y_array = checks.coerce_labels(y, copy)
-        contributor_array = checks.coerce_contributors(contributors)
+        contributor_array = checks.coerce_contributors(
+            contributors, getattr(contributors, "name", None)
+        )
         checks.check_lengths(
             X_array.shape[0],
             y_array.shape[0],
@@ -158,17 +162,27 @@ class Dataset:
         features: Sequence[str] | None = None,
         **read_csv_kwargs: Any,
     ) -> Dataset:
-        """Read a CSV file with :func:`pandas.read_csv` and call :meth:`from_frame`.
+        """Read a CSV file and call :meth:`from_frame`.
+
+        The file is checked first (see :func:`openattrib._csv.read_csv`): it must be UTF-8
+        with a header of distinct column names and at least one data row, every row as long
+        as the header. The ``contributor`` column is read as the exact strings in the file
+        (``007`` and ``7`` are two contributors, ``NA`` is a contributor, only an empty cell
+        is missing); other columns are parsed by :func:`pandas.read_csv`, which gets
+        ``read_csv_kwargs``.
 
         Examples
         --------
         >>> ds = Dataset.from_csv("data/demo_contributors.csv", target="label",
         ...                       contributor="contributor")  # doctest: +SKIP
         """
-        path = Path(path)
-        if not path.is_file():
-            raise ValidationError(f"CSV file not found: {str(path)!r} (resolved: {path.resolve()})")
-        df = pd.read_csv(path, **read_csv_kwargs)
+        from ._csv import read_csv
+
+        df = read_csv(
+            path,
+            text_columns=[] if contributor is None else [contributor],
+            **read_csv_kwargs,
+        )
         return cls.from_frame(df, target=target, contributor=contributor, features=features)
 
     # ------------------------------------------------------------------ properties

@@ -11,6 +11,10 @@
 4. audit the data for copied rows;
 5. append the run and its allocation to a Merkle ledger, sign a checkpoint, prove the
    allocation's inclusion and verify it; export the on-chain claims file;
+5. optionally (``chain=True``, ``openattrib demo --chain``) pay the claims on an in-process
+   EVM: deploy the claims distributor and checkpoint anchor, fund and publish the root, let
+   every contributor claim, anchor the signed checkpoint and verify the allocation entry
+   against the root anchored on chain;
 6. write one self-contained HTML report, with a section "who copied whom".
 
 It is a consumer of the public API (like the CLI and the experiments) and is what
@@ -36,7 +40,15 @@ from .recipe import compute, make_model
 from .result import Attribution
 from .rewards import allocate, audit, provenance
 
-__all__ = ["run_demo", "DemoSummary", "DEMO_RECIPE", "DEMO_POOL", "DEMO_SUBMISSION_ORDER"]
+__all__ = [
+    "run_demo",
+    "DemoSummary",
+    "DEMO_RECIPE",
+    "DEMO_POOL",
+    "DEMO_SUBMISSION_ORDER",
+    "demo_key",
+    "demo_address",
+]
 
 #: the order the contributors submitted their data (data/DATA_CARD.md, "Contributors")
 DEMO_SUBMISSION_ORDER = ("alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi")
@@ -73,29 +85,49 @@ class DemoSummary:
     payouts: pd.DataFrame | None = None
     files: dict[str, Path] = field(default_factory=dict)
     ledger_ok: bool = False
+    chain: dict[str, Any] | None = None
     seconds: float = 0.0
 
     @property
     def ok(self) -> bool:
-        return self.ledger_ok
+        return self.ledger_ok and (self.chain is None or bool(self.chain["ok"]))
+
+
+def demo_key(contributor: str) -> str:
+    """A deterministic, publicly known secp256k1 private key for a demo contributor.
+
+    For test chains only: anyone can recompute it, so it must never hold real funds.
+    """
+    return "0x" + hashlib.sha256(f"openattrib demo key {contributor}".encode()).hexdigest()
 
 
 def demo_address(contributor: str) -> str:
-    """A deterministic stand-in Ethereum address for a demo contributor (not a real wallet)."""
-    return "0x" + hashlib.sha256(f"openattrib demo {contributor}".encode()).hexdigest()[:40]
+    """The Ethereum address of :func:`demo_key` (EIP-55): keccak256 of the public key, last 20 bytes."""
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+    from eth_utils import to_checksum_address
+
+    from .ledger.evm import keccak256
+
+    secret = ec.derive_private_key(int(demo_key(contributor), 16), ec.SECP256K1())
+    point = secret.public_key().public_bytes(Encoding.X962, PublicFormat.UncompressedPoint)
+    return to_checksum_address(keccak256(point[1:])[-20:])
 
 
 def run_demo(
     out_dir: str | Path = "out",
     *,
     progress: bool = True,
+    chain: bool = False,
     echo: Callable[[str], Any] | None = None,
 ) -> DemoSummary:
     """Run the main job and write its outputs under ``out_dir``.
 
     Writes ``report.html``, the attributions and allocation as JSON, ``claims.json`` (the
     OpenZeppelin Merkle tree of the payout) and appends to ``ledger.sqlite`` (signed with
-    ``ledger-key.pem``, created on first use).
+    ``ledger-key.pem``, created on first use). With ``chain=True`` the claims are paid on an
+    in-process EVM (needs ``openattrib[chain]``) and ``chain.json`` records the gas used,
+    the balances read back from the chain and the anchored root.
     """
     from . import ledger as ledger_module
     from .ledger import Ledger, evm, keys
@@ -229,6 +261,11 @@ def run_demo(
         f"{claims['root']}, proof {claim['proof']} verifies: {ok_claim}"
     )
     summary.ledger_ok = summary.ledger_ok and bool(ok_claim)
+    if chain:
+        summary.chain = _pay_on_chain(out, claims, alloc_entry.index, public_key, say)
+        summary.files["chain"] = atomic_write_bytes(
+            out / "chain.json", canonical_json(summary.chain)
+        )
 
     # ------------------------------------------------------------ files/report
     for label, result in summary.attributions.items():
@@ -282,6 +319,72 @@ def _withheld(ownership: Any, before: Any, after: Any) -> pd.DataFrame:
     if not frame.empty:
         frame["withheld"] = frame["paid without provenance"] - frame["paid now"]
     return frame
+
+
+def _pay_on_chain(
+    out: Path, claims: dict, entry_index: int, public_key: Any, say: Callable[[str], Any]
+) -> dict[str, Any]:
+    """Deploy, fund, publish, claim every amount and anchor the checkpoint on an in-process EVM."""
+    from .ledger import Ledger, chain
+
+    names = sorted(claims["claims"])
+    say("\nOn chain (in-process EVM: eth-tester on py-evm), contracts on OpenZeppelin:")
+    node = chain.local_chain(keys=[demo_key("deployer"), *(demo_key(n) for n in names)])
+    token = chain.deploy_token(node, int(claims["total"]))
+    distributor = chain.deploy_distributor(node, token)
+    chain.fund(node, token, distributor, int(claims["total"]))
+    now = int(node.w3.eth.get_block("latest")["timestamp"])
+    published = chain.publish(node, distributor, claims, epoch=1, deadline=now + 30 * 86400)
+    receipts = chain.claim_all(node, distributor, claims, {n: demo_key(n) for n in names}, epoch=1)
+    received = {n: node.token_balance(token, claims["claims"][n]["address"]) for n in names}
+    paid_exactly = all(received[n] == int(claims["claims"][n]["amount"]) for n in names)
+    left = node.token_balance(token, distributor)
+    claim_gas = {n: int(receipts[n]["gasUsed"]) for n in names}
+    with Ledger(out / "ledger.sqlite") as led:
+        checkpoint = led.checkpoints()[-1]
+        anchor = chain.deploy_anchor(node, led.origin)
+        anchored = chain.anchor_checkpoint(node, anchor, checkpoint, led, public_key=public_key)
+        proof = led.inclusion_proof(entry_index, size=checkpoint.size)
+        verified = chain.verify_against_chain(node, anchor, proof, led.entry(entry_index).data)
+    deploy_gas = {
+        what.removeprefix("deploying "): int(r["gasUsed"])
+        for what, r in node.history
+        if what.startswith("deploying ")
+    } | {"publish": int(published["gasUsed"])}
+    say(
+        "deployment gas: "
+        + ", ".join(f"{k} {v:,}" for k, v in deploy_gas.items())
+        + f"; distributor funded with {claims['total']} base units, root {claims['root']}"
+    )
+    for n in names:
+        say(f"  {n:>14} claimed {received[n]:>24} base units, gas {claim_gas[n]:,}")
+    say(
+        f"every claimant received exactly its amount: {paid_exactly}; distributor balance "
+        f"after claims: {left}"
+    )
+    say(
+        f"anchored checkpoint: origin {checkpoint.origin}, size {checkpoint.size}, root "
+        f"0x{checkpoint.root.hex()} (gas {int(anchored['gasUsed']):,}); allocation entry "
+        f"{entry_index} verifies against the root on chain: {verified}"
+    )
+    return {
+        "ok": bool(paid_exactly and left == 0 and verified),
+        "chain_id": node.chain_id,
+        "contracts": {"token": token, "distributor": distributor, "anchor": anchor},
+        "gas": {
+            "deploy_and_publish": deploy_gas,
+            "claims": claim_gas,
+            "anchor": int(anchored["gasUsed"]),
+        },
+        "received": {n: str(v) for n, v in received.items()},
+        "distributor_balance_after": str(left),
+        "anchored": {
+            "origin": checkpoint.origin,
+            "size": checkpoint.size,
+            "root": checkpoint.root.hex(),
+        },
+        "allocation_entry_verified": bool(verified),
+    }
 
 
 def _write_report(

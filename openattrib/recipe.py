@@ -22,11 +22,21 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import numpy as np
+
 from .data import Dataset
 from .errors import ValidationError
 from .result import Attribution
 
-__all__ = ["MODELS", "compute", "depends_on_time", "make_model", "prepare_data", "standardize"]
+__all__ = [
+    "MODELS",
+    "compute",
+    "depends_on_time",
+    "make_model",
+    "prepare_data",
+    "read_data",
+    "standardize",
+]
 
 log = logging.getLogger("openattrib")
 
@@ -58,10 +68,30 @@ def make_model(name: str, task: str, seed: int = 0) -> Any:
 
 
 def standardize(train: Dataset, valid: Dataset) -> tuple[Dataset, Dataset]:
-    """Scale features by the training mean and standard deviation (constant columns kept)."""
-    mean = train.X.mean(axis=0)
-    scale = train.X.std(axis=0)
-    scale[scale == 0] = 1.0
+    """Scale features by the training mean and standard deviation (constant columns kept).
+
+    A column with a value so large that squares of the column overflow float64 (beyond
+    ``sqrt(max float / n_rows)``, about 1e150 for small files; in training or validation
+    rows) is refused naming it: its standard deviation would be infinite and the column
+    silently zero, or distances on it infinite.
+    """
+    n_rows = train.n_samples + valid.n_samples
+    limit = np.sqrt(np.finfo(np.float64).max / n_rows)
+    with np.errstate(over="ignore", invalid="ignore"):
+        bad = (np.abs(train.X) > limit).any(axis=0) | (np.abs(valid.X) > limit).any(axis=0)
+        mean = train.X.mean(axis=0)
+        scale = train.X.std(axis=0)
+        scale[scale == 0] = 1.0
+        bad |= ~(np.isfinite(mean) & np.isfinite(scale))
+    if bad.any():
+        names = [train.feature_names[j] for j in np.flatnonzero(bad)]
+        largest = max(float(np.max(np.abs(ds.X[:, bad]))) for ds in (train, valid))
+        raise ValidationError(
+            f"feature column(s) {', '.join(repr(n) for n in names[:8])} cannot be standardised: "
+            f"values as large as {largest:.3g} overflow float64 when their spread is computed "
+            f"(the limit for {n_rows} rows is {limit:.3g}); rescale those columns (other "
+            "units, or a logarithm) first"
+        )
 
     def rescale(ds: Dataset) -> Dataset:
         return Dataset(
@@ -73,6 +103,53 @@ def standardize(train: Dataset, valid: Dataset) -> tuple[Dataset, Dataset]:
         )
 
     return rescale(train), rescale(valid)
+
+
+def read_data(
+    recipe: dict[str, Any], data_path: Any, valid_path: Any = None
+) -> tuple[Dataset, Dataset | None]:
+    """The training (and validation) Dataset of a recipe, read from CSV files.
+
+    The validation file's columns are matched to the training features **by name**: it must
+    hold exactly the training file's feature columns and the target (in any order; the
+    contributor column may be present and is ignored). Missing or extra columns are refused
+    and named, since a renamed or reordered column would otherwise be valued silently wrong.
+    """
+    from ._csv import read_csv
+
+    target, contributor = recipe.get("target"), recipe.get("contributor")
+    if not isinstance(target, str) or not (contributor is None or isinstance(contributor, str)):
+        raise ValidationError(
+            f"the recipe's target ({target!r}) and contributor ({contributor!r}) must be "
+            "column names (strings)"
+        )
+    data = Dataset.from_csv(data_path, target=target, contributor=contributor)
+    if valid_path is None:
+        return data, None
+    frame = read_csv(
+        valid_path,
+        text_columns=[] if contributor is None else [contributor],
+        what="validation file",
+    )
+    columns = [str(c) for c in frame.columns]
+    expected = [*data.feature_names, target]
+    missing = [c for c in expected if c not in columns]
+    extra = [c for c in columns if c not in expected and c != contributor]
+    if missing or extra:
+        problems = []
+        if missing:
+            problems.append(f"lacks column(s) {', '.join(repr(c) for c in missing[:8])}")
+        if extra:
+            problems.append(
+                f"has column(s) {', '.join(repr(c) for c in extra[:8])} that the training "
+                "file does not have"
+            )
+        raise ValidationError(
+            f"validation file {str(valid_path)!r} {' and '.join(problems)}; it must hold the "
+            f"training file's columns ({', '.join(expected[:8])}), matched by name"
+        )
+    valid = Dataset.from_frame(frame, target=target, features=data.feature_names)
+    return data, valid
 
 
 def prepare_data(
@@ -91,6 +168,25 @@ def prepare_data(
     if recipe.get("standardize", False):
         train, valid = standardize(train, valid)
     return train, valid
+
+
+def check_informative(train: Dataset, players: str = "points") -> None:
+    """Refuse training data on which every attribution is the same, whatever the method.
+
+    A classification target with a single class makes every model predict that class on
+    every coalition: every player gets the same value and the result carries no
+    information about the data, so it is refused rather than reported.
+    """
+    if train.task != "classification":
+        return
+    classes = np.unique(train.y)
+    if classes.size < 2:
+        who = "contributor" if players == "contributors" else "training point"
+        raise ValidationError(
+            f"the target {train.target_name!r} has a single class ({classes.tolist()[0]!r}) in the "
+            f"training data: every {who} would get the same value, which says nothing about "
+            "the data; use training data with at least two classes"
+        )
 
 
 def compute(
@@ -147,6 +243,7 @@ def compute(
     players = recipe.get("players", "points")
     if players == "contributors" and train.contributors is None:
         raise ValidationError("players='contributors' needs a contributor column")
+    check_informative(train, players)
     needs_model = methods.get(name).kind in ("game", "influence")
     inputs = methods.MethodInput(
         train,

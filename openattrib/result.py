@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ._ids import check_ids
 from ._io import atomic_write_bytes, canonical_json, read_json
 from ._vocab import deprecated_keywords
 from .errors import ValidationError
@@ -118,6 +119,128 @@ class ContributorSums:
         )
 
 
+_FIELDS = {
+    "format",
+    "names",
+    "values",
+    "stderr",
+    "counts",
+    "method",
+    "parameters",
+    "seed",
+    "provenance",
+    "level",
+    "contributors",
+    "contributor_sums",
+    "diagnostics",
+}
+
+
+def _integrity(data: Mapping[str, Any]) -> str:
+    """SHA-256 (hex) of the canonical JSON of every field except ``integrity`` itself."""
+    return hashlib.sha256(
+        canonical_json({k: v for k, v in data.items() if k != "integrity"})
+    ).hexdigest()
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check_float_list(data: Mapping[str, Any], key: str, n: int, required: bool) -> None:
+    value = data.get(key)
+    if value is None:
+        if required:
+            raise ValidationError(f"attribution field {key!r} is missing")
+        return
+    if not isinstance(value, list) or len(value) != n:
+        got = f"{len(value)} entries" if isinstance(value, list) else type(value).__name__
+        raise ValidationError(f"attribution field {key!r} must be a list of {n} numbers, got {got}")
+    for i, v in enumerate(value):
+        if v is None:
+            continue
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not np.isfinite(v):
+            raise ValidationError(
+                f"attribution field {key}[{i}] must be a finite number or null, got {v!r}"
+            )
+
+
+def _check_sums(sums: Mapping[str, Any]) -> None:
+    names = sums.get("names")
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise ValidationError(
+            "attribution field 'contributor_sums.names' must be a list of strings"
+        )
+    m = len(names)
+    for key in ("values", "stderr"):
+        _check_float_list(sums, key, m, required=True)
+    counts = sums.get("counts")
+    if (
+        not isinstance(counts, list)
+        or len(counts) != m
+        or not all(_is_int(c) and c >= 0 for c in counts)
+    ):
+        raise ValidationError(
+            f"attribution field 'contributor_sums.counts' must be a list of {m} non-negative "
+            "integers"
+        )
+    if not isinstance(sums.get("estimator", ""), str):
+        raise ValidationError("attribution field 'contributor_sums.estimator' must be a string")
+
+
+def _check_schema(data: Any) -> None:
+    """Refuse anything that :meth:`Attribution.to_dict` cannot have written."""
+    if not isinstance(data, Mapping):
+        raise ValidationError(
+            f"not an openattrib attribution: a {type(data).__name__}, not an object"
+        )
+    if data.get("format") != FORMAT:
+        raise ValidationError(
+            f"not an openattrib attribution (format {data.get('format')!r}, expected {FORMAT!r})"
+        )
+    unknown = sorted(set(map(str, data)) - _FIELDS - {"integrity"})
+    if unknown:
+        raise ValidationError(f"attribution has unknown field(s) {unknown[:5]}")
+    names = data.get("names")
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise ValidationError("attribution field 'names' must be a list of strings")
+    n = len(names)
+    _check_float_list(data, "values", n, required=True)
+    _check_float_list(data, "stderr", n, required=False)
+    counts = data.get("counts")
+    if counts is not None and (
+        not isinstance(counts, list)
+        or len(counts) != n
+        or not all(_is_int(c) and c >= 0 for c in counts)
+    ):
+        raise ValidationError(
+            f"attribution field 'counts' must be a list of {n} non-negative integers"
+        )
+    contributors = data.get("contributors")
+    if contributors is not None and (
+        not isinstance(contributors, list)
+        or len(contributors) != n
+        or not all(isinstance(c, str) for c in contributors)
+    ):
+        raise ValidationError(f"attribution field 'contributors' must be a list of {n} strings")
+    for key in ("parameters", "provenance", "diagnostics", "contributor_sums"):
+        if data.get(key) is not None and not isinstance(data[key], Mapping):
+            raise ValidationError(f"attribution field {key!r} must be an object")
+    sums = data.get("contributor_sums")
+    if sums is not None:
+        _check_sums(sums)
+    if not isinstance(data.get("method", ""), str):
+        raise ValidationError("attribution field 'method' must be a string")
+    seed = data.get("seed")
+    if seed is not None and not _is_int(seed):
+        raise ValidationError(f"attribution field 'seed' must be an integer or null, got {seed!r}")
+    if data.get("level", "players") not in _LEVELS:
+        raise ValidationError(f"attribution field 'level' must be one of {_LEVELS}")
+    integrity = data.get("integrity")
+    if integrity is not None and not isinstance(integrity, str):
+        raise ValidationError("attribution field 'integrity' must be a hex string")
+
+
 class Attribution:
     """Values of players (training points, contributors, or players of a game) plus uncertainty.
 
@@ -182,6 +305,8 @@ class Attribution:
             raise ValidationError(f"Attribution names must be unique; {dup!r} appears twice")
         if players not in _LEVELS:
             raise ValidationError(f"players must be one of {_LEVELS}, got {players!r}")
+        if players == "contributors":
+            check_ids(names, "contributor name")
         self.names: list[str] = names
         self.values: np.ndarray = _as_float_array("values", values, n)
         self.stderr: np.ndarray | None = (
@@ -397,15 +522,26 @@ class Attribution:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Attribution:
-        """Inverse of :meth:`to_dict`."""
-        if data.get("format") != FORMAT:
+        """Inverse of :meth:`to_dict`, checking the schema (and ``integrity`` when present).
+
+        Refused, with a :class:`ValidationError` naming the field: a missing or unknown
+        field, a wrong type (a string where a list belongs, a fractional or negative count,
+        a non-integer seed), a non-finite number (``null`` is the format's "not
+        available"), lists of the wrong length, and an ``integrity`` digest that does not
+        match the content.
+        """
+        _check_schema(data)
+        integrity = data.get("integrity")
+        if integrity is not None and integrity != _integrity(data):
             raise ValidationError(
-                f"not an openattrib attribution (format {data.get('format')!r}, expected {FORMAT!r})"
+                "the attribution's integrity digest does not match its content: the file was "
+                "changed after it was saved (recompute it, or restore the original file)"
             )
         diagnostics = dict(data.get("diagnostics") or {})
         sums = data.get("contributor_sums")
         if sums is None and isinstance(diagnostics.get("by_contributor"), Mapping):
             sums = diagnostics.pop("by_contributor")  # files written before the field existed
+            _check_sums(sums)
         return cls(
             _decode_floats(data["values"]),
             data["names"],
@@ -443,12 +579,24 @@ class Attribution:
         return hashlib.sha256(canonical_json(core)).hexdigest()
 
     def save(self, path: str | Path) -> Path:
-        """Write canonical JSON atomically; :meth:`load` reads it back exactly."""
-        return atomic_write_bytes(path, canonical_json(self.to_dict()))
+        """Write canonical JSON atomically; :meth:`load` reads it back exactly.
+
+        The file carries ``integrity``, the SHA-256 of the canonical JSON of every other
+        field, which :meth:`load` checks: it catches any edit or damage. It is a checksum,
+        not a signature (whoever edits the file can recompute it); for a tamper-evident
+        record append the result to a :class:`~openattrib.ledger.Ledger`.
+        """
+        data = self.to_dict()
+        data["integrity"] = _integrity(data)
+        return atomic_write_bytes(path, canonical_json(data))
 
     @classmethod
     def load(cls, path: str | Path) -> Attribution:
-        """Read an attribution written by :meth:`save`."""
+        """Read an attribution written by :meth:`save`, checking schema and integrity.
+
+        Files saved before the ``integrity`` field existed (same format tag, no
+        ``integrity``) still load; their schema is checked all the same.
+        """
         data = read_json(path, "attribution file")
         return cls.from_dict(data)
 

@@ -16,7 +16,7 @@ from openattrib.demo import DEMO_SUBMISSION_ORDER
 @pytest.fixture(scope="module")
 def demo_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("demo")
-    assert main(["demo", "--out", str(out), "--no-progress"]) == 0
+    assert main(["demo", "--out", str(out), "--no-progress", "--chain"]) == 0
     return out
 
 
@@ -105,3 +105,26 @@ def test_demo_claims_match_allocation(demo_run):
             [claim["address"], claim["amount"]],
             claim["proof"],
         )
+
+
+def test_demo_chain_step_pays_every_claimant_and_anchors_the_ledger(demo_run):
+    from eth_account import Account
+
+    from openattrib.demo import demo_address, demo_key
+
+    record = json.loads((demo_run / "chain.json").read_text())
+    claims = json.loads((demo_run / "claims.json").read_text())
+    alloc = oa.Allocation.load(demo_run / "allocation.json")
+    paid = {name: amount for name, amount in alloc.amounts.items() if amount > 0}
+    # balances read back from the chain are the allocation's exact integers
+    assert {n: int(v) for n, v in record["received"].items()} == paid
+    assert record["distributor_balance_after"] == "0"
+    assert record["ok"] and record["allocation_entry_verified"]
+    assert set(record["gas"]["claims"]) == set(paid)
+    # the claims are payable by the demo keys: addresses agree with eth-account's derivation
+    for name, claim in claims["claims"].items():
+        assert claim["address"] == demo_address(name) == Account.from_key(demo_key(name)).address
+    anchored = record["anchored"]
+    with oa.Ledger(demo_run / "ledger.sqlite") as led:
+        assert anchored["origin"] == led.origin
+        assert led.root(anchored["size"]).hex() == anchored["root"]

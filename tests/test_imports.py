@@ -190,6 +190,8 @@ RANK = {
     "_vocab": 0,  # issue 12a: shared parameter parsing and deprecation helpers
     "_io": 0,
     "_data_checks": 0,
+    "_csv": 0,  # issue 13: the one checked CSV reader
+    "_ids": 0,  # issue 13: the payee-identity rule
     "parallel": 0,
     "stopping": 0,
     "data": 1,
@@ -201,6 +203,7 @@ RANK = {
     "per_test": 2,  # issue 12a: the per-test result protocol
     "estimators": 3,
     "influence": 3,
+    "text": 3,  # issue 14: corpus, span index, span attribution (produces Attribution)
     "methods": 4,
     "recipe": 4,
     "rewards": 5,

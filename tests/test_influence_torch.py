@@ -15,6 +15,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from conftest import iris_split  # noqa: E402
 from sklearn.linear_model import LogisticRegression  # noqa: E402
 from sklearn.preprocessing import StandardScaler  # noqa: E402
 
@@ -24,9 +25,7 @@ from openattrib.influence import lds, subset_masks, tracin, trak  # noqa: E402
 
 
 def _iris():
-    ds = oa.datasets.load_iris()
-    ds = oa.Dataset(StandardScaler().fit_transform(ds.X), ds.y)
-    return ds.split(test_size=30, seed=0)
+    return iris_split()
 
 
 def _mlp(seed: int, n_in: int = 4, hidden: int = 8, n_out: int = 3) -> torch.nn.Module:

@@ -32,24 +32,10 @@ OZ_VERSION = json.loads((NODE_DIR / "package.json").read_text())["dependencies"]
 
 
 @pytest.fixture(scope="module")
-def oz():
+def oz(node_packages):
     """Run jobs through tests/node/oz_tree.js (the real npm package)."""
     node = shutil.which("node")
-    if node is None:
-        pytest.skip("node is not installed: the OpenZeppelin oracle needs node >= 18 and npm")
     installed = NODE_DIR / "node_modules" / "@openzeppelin" / "merkle-tree" / "package.json"
-    if not installed.exists():
-        npm = shutil.which("npm")
-        if npm is None:
-            pytest.fail("node is installed but npm is not; install npm to fetch the oracle package")
-        result = subprocess.run(
-            [npm, "ci", "--prefix", str(NODE_DIR), "--no-audit", "--no-fund"],
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )
-        if result.returncode != 0:
-            pytest.fail(f"npm ci --prefix tests/node failed:\n{result.stderr[-3000:]}")
     assert json.loads(installed.read_text())["version"] == OZ_VERSION
 
     def run(jobs: list[dict]) -> list[dict]:

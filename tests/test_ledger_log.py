@@ -183,7 +183,7 @@ def test_changing_any_byte_of_any_entry_is_found_at_that_index(tmp_path):
     with ledger.Ledger(path) as led:
         for i in range(5):
             led.append_run(Run(i))
-        led.append_allocation(Alloc({"alice": 3, "bob": 4}), run=4)
+        led.append_allocation(Alloc({"alice": 3, "bob": 4}))  # linking needs a real Allocation
     db = _raw(path)
     rng = random.Random(0)
     rows = db.execute("SELECT idx, data FROM entries ORDER BY idx").fetchall()

@@ -39,6 +39,25 @@ OVERRIDES: dict[str, dict[str, object]] = {
         "TOP_K": 3,
     },
     "04_reward_allocation.ipynb": {"MC_PERMUTATIONS": 50, "MAX_COPIES": 1},
+    "08_language_model_attribution.ipynb": {
+        "PACKAGES": ["json", "csv", "textwrap", "email"],
+        "N_GENERATIONS": 4,
+        "ANSWER_LENGTH": 120,
+    },
+    "09_neural_influence.ipynb": {
+        "N_TRAIN": 80,
+        "N_TEST": 10,
+        "HIDDEN": 8,
+        "STEPS": 40,
+        "N_SUBSETS": 8,
+        "N_FLIP_TRAIN": 60,
+        "LM_HIDDEN": 16,
+        "LM_STEPS": 10,
+        "LM_TRAIN": 40,
+        "LORA_STEPS": 3,
+        "PROJECTION_DIM": 64,
+        "LATENCY_CALLS": 2,
+    },
 }
 
 

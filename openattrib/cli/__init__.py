@@ -12,9 +12,11 @@ import sys
 from collections.abc import Sequence
 
 from ..errors import OpenAttribError
+from .chain import add_chain_parser
 from .demo import add_demo_parser
 from .experiment import add_experiment_parser
 from .ledger import add_ledger_parser
+from .text import add_text_parser
 from .value import add_value_parser
 
 __all__ = ["main", "build_parser"]
@@ -32,6 +34,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_demo_parser(commands)
     add_ledger_parser(commands)
     add_experiment_parser(commands)
+    add_chain_parser(commands)
+    add_text_parser(commands)
     return parser
 
 
@@ -50,6 +54,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except FileNotFoundError as exc:
         print(f"openattrib: error: file not found: {exc.filename}", file=sys.stderr)
+        return 1
+    except OSError as exc:  # full disk, permissions, ...: the write was atomic, nothing is left
+        where = f" {exc.filename}" if exc.filename else ""
+        reason = exc.strerror or str(exc) or type(exc).__name__
+        print(f"openattrib: error: cannot access{where}: {reason}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("openattrib: interrupted", file=sys.stderr)

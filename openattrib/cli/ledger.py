@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .._io import atomic_write_text, canonical_json
+from .._io import atomic_write_text, canonical_json, check_output_path
 from ..errors import ValidationError, VerificationError
 
 __all__ = ["add_ledger_parser"]
@@ -71,6 +71,11 @@ def add_ledger_parser(commands: Any) -> None:
     p.add_argument("ledger", type=Path)
     p.add_argument("--key", type=Path, required=True, help="Ed25519 private key PEM")
     p.add_argument("--origin", help="log name in the checkpoint (default: the ledger's)")
+    p.add_argument(
+        "--state",
+        type=Path,
+        help="signer state file: the last head this key signed (default: KEY.state)",
+    )
     p.add_argument("--out", type=Path, help="write the checkpoint here instead of stdout")
     p.set_defaults(handler=run_checkpoint)
 
@@ -120,13 +125,29 @@ def _emit(text: str, out: Path | None) -> None:
 
 
 def _json(obj: Any) -> str:
-    return json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False)
+    # ASCII only: a stored name holding terminal controls (C1 such as U+009B included) is
+    # printed escaped, never interpreted by the terminal
+    return json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=True)
 
 
 def _open(path: Path, create: bool = False, origin: str | None = None) -> Any:
     from ..ledger import Ledger
 
     return Ledger(path, create=create, origin=origin)
+
+
+def _open_read_only(path: Path) -> Any:
+    """Open for reading only: never creates, changes or converts the file (or its folder)."""
+    from ..ledger import Ledger
+
+    return Ledger(path, create=False, read_only=True)
+
+
+def _read_checkpoint(path: Path, key: Any) -> Any:
+    from .._io import read_text
+    from ..ledger import verify_checkpoint
+
+    return verify_checkpoint(read_text(path, "checkpoint file", limit=1 << 20), key)
 
 
 def _load_run(path: Path) -> Any:
@@ -151,6 +172,21 @@ def run_append(args: argparse.Namespace) -> int:
         raise ValidationError("--for-run is only for an allocation appended without --run")
     attribution = _load_run(args.run) if args.run is not None else None
     allocation = _load_allocation(args.allocation) if args.allocation is not None else None
+    if args.for_run is not None and not args.ledger.exists():
+        raise ValidationError(f"--for-run {args.for_run}: the ledger {args.ledger} does not exist")
+    created = not args.ledger.exists()
+    try:
+        lines = _append(args, attribution, allocation)
+    except BaseException:
+        if created:  # a refused first append leaves no new ledger file behind
+            for suffix in ("", "-wal", "-shm", "-journal"):
+                Path(f"{args.ledger}{suffix}").unlink(missing_ok=True)
+        raise
+    _emit("\n".join(lines), None)
+    return 0
+
+
+def _append(args: argparse.Namespace, attribution: Any, allocation: Any) -> list[str]:
     with _open(args.ledger, create=True, origin=args.origin) as led:
         if attribution is not None:
             entry = led.append_run(attribution, allocation)
@@ -165,8 +201,7 @@ def run_append(args: argparse.Namespace) -> int:
             entry = led.append_allocation(allocation, run=args.for_run)
             lines = [f"appended allocation as entry {entry.index} (leaf {entry.leaf_hash.hex()})"]
         lines.append(f"ledger size {led.size}, root {led.root().hex()}")
-    _emit("\n".join(lines), None)
-    return 0
+    return lines
 
 
 def run_register(args: argparse.Namespace) -> int:
@@ -198,7 +233,7 @@ def run_register(args: argparse.Namespace) -> int:
 
 
 def run_show(args: argparse.Namespace) -> int:
-    with _open(args.ledger) as led:
+    with _open_read_only(args.ledger) as led:
         if args.index is None:
             summary = {
                 "path": str(led.path),
@@ -225,17 +260,22 @@ def run_show(args: argparse.Namespace) -> int:
 
 
 def run_verify(args: argparse.Namespace) -> int:
-    from ..ledger import load_public_key, verify_checkpoint
+    from ..ledger import load_public_key
 
     key = load_public_key(args.key) if args.key is not None else None
-    with _open(args.ledger) as led:
+    if args.checkpoint is not None and key is None:
+        raise ValidationError("--checkpoint needs --key PUBLIC.pem to check its signature")
+    cp = _read_checkpoint(args.checkpoint, key) if args.checkpoint is not None else None
+    with _open_read_only(args.ledger) as led:
         report = led.verify(public_key=key, progress=not args.no_progress)
         report.raise_if_bad()
         lines = [report.summary()]
-        if args.checkpoint is not None:
-            if key is None:
-                raise ValidationError("--checkpoint needs --key PUBLIC.pem to check its signature")
-            cp = verify_checkpoint(args.checkpoint.read_text(encoding="utf-8"), key)
+        if cp is not None:
+            if cp.origin != led.origin:
+                raise VerificationError(
+                    f"the checkpoint is for the log {cp.origin!r}, but this ledger is the log "
+                    f"{led.origin!r}"
+                )
             if cp.size > led.size:
                 raise VerificationError(
                     f"checkpoint has {cp.size} entries but the ledger only {led.size} (truncated?)"
@@ -250,7 +290,9 @@ def run_verify(args: argparse.Namespace) -> int:
 
 
 def run_prove(args: argparse.Namespace) -> int:
-    with _open(args.ledger) as led:
+    if args.out is not None:
+        check_output_path(args.out)
+    with _open_read_only(args.ledger) as led:
         proof = led.inclusion_proof(args.index, size=args.size)
         entry = led.entry(args.index)
         document = {
@@ -264,26 +306,29 @@ def run_prove(args: argparse.Namespace) -> int:
 
 
 def run_checkpoint(args: argparse.Namespace) -> int:
-    with _open(args.ledger) as led:
-        cp = led.checkpoint(args.key, origin=args.origin)
+    if args.out is not None:
+        check_output_path(args.out)
+    from ..ledger.keys import load_signing_key, signer_state_path
+
+    key = load_signing_key(args.key)  # a bad key path fails before the ledger is opened
+    state = signer_state_path(args.key, args.state)
+    with _open(args.ledger, create=False) as led:
+        cp = led.checkpoint(key, origin=args.origin, state=state)
     _emit(cp.text, args.out)
     return 0
 
 
 def run_consistency(args: argparse.Namespace) -> int:
-    from ..ledger import (
-        Checkpoint,
-        load_public_key,
-        verify_checkpoint,
-        verify_checkpoint_consistency,
-    )
+    from ..ledger import Checkpoint, load_public_key, verify_checkpoint_consistency
 
-    with _open(args.ledger) as led:
+    if args.out is not None:
+        check_output_path(args.out)
+    with _open_read_only(args.ledger) as led:
         new_size = led.size if args.new_size is None else args.new_size
         if args.old is not None:
             if args.key is None:
                 raise ValidationError("--old needs --key PUBLIC.pem to check the checkpoint")
-            old = verify_checkpoint(args.old.read_text(encoding="utf-8"), load_public_key(args.key))
+            old = _read_checkpoint(args.old, load_public_key(args.key))
             proof = led.consistency_proof(old.size, new_size)
             new = Checkpoint(old.origin, new_size, led.root(new_size))
             if not verify_checkpoint_consistency(old, new, proof):
@@ -308,6 +353,7 @@ def run_consistency(args: argparse.Namespace) -> int:
 def run_export_evm(args: argparse.Namespace) -> int:
     from ..ledger.evm import export_allocation, read_address_map
 
+    check_output_path(args.out)
     allocation = _load_allocation(args.allocation)
     claims = export_allocation(
         allocation, read_address_map(args.addresses), include_zero=args.include_zero
@@ -325,6 +371,7 @@ def run_keygen(args: argparse.Namespace) -> int:
 
     if args.out.exists() and not args.force:
         raise ValidationError(f"{args.out} exists; pass --force to overwrite the key")
+    check_output_path(args.out)
     key = generate_signing_key()
     public_path = save_signing_key(key, args.out)
     lines = [f"wrote private key {args.out} (keep it secret) and public key {public_path}"]
@@ -337,10 +384,10 @@ def run_keygen(args: argparse.Namespace) -> int:
 def run_reproduce(args: argparse.Namespace) -> int:
     from ..data import Dataset
     from ..errors import ValidationError
-    from ..recipe import compute, depends_on_time, prepare_data
+    from ..recipe import compute, depends_on_time, prepare_data, read_data
     from ._ownership import ownership_of
 
-    with _open(args.ledger) as led:
+    with _open_read_only(args.ledger) as led:
         entry = led.entry(args.index)
         record = entry.record
         recipe = (record.get("provenance") or {}).get("recipe") or {}
@@ -361,10 +408,7 @@ def run_reproduce(args: argparse.Namespace) -> int:
             f"run {args.index} has no recipe in its provenance (it was not produced by "
             "openattrib value / demo / compute); it cannot be recomputed automatically"
         )
-    data = Dataset.from_csv(
-        args.data, target=recipe["target"], contributor=recipe.get("contributor")
-    )
-    valid = Dataset.from_csv(args.valid, target=recipe["target"]) if args.valid else None
+    data, valid = read_data(recipe, args.data, args.valid)
     train, valid = prepare_data(recipe, data, valid)
     if train.content_hash() != record.get("dataset_hash"):
         raise ValidationError(

@@ -9,9 +9,9 @@ from typing import Any
 import numpy as np
 
 from .. import methods as registry
-from ..data import Dataset
+from .._io import check_output_path
 from ..errors import ValidationError
-from ..recipe import MODELS, compute, prepare_data
+from ..recipe import MODELS, compute, prepare_data, read_data
 from ._ownership import ownership_of
 
 
@@ -145,8 +145,8 @@ def run_value(args: argparse.Namespace) -> int:
     if players == "contributors" and not args.contributor:
         raise ValidationError("--players contributors needs --contributor COLUMN")
     recipe = recipe_from_args(args, players)
-    data = Dataset.from_csv(args.data, target=args.target, contributor=args.contributor)
-    valid = Dataset.from_csv(args.valid, target=args.target) if args.valid else None
+    check_output_path(args.out)
+    data, valid = read_data(recipe, args.data, args.valid)
     ownership = None
     if args.ledger is not None:
         if not args.ledger.exists():

@@ -88,6 +88,12 @@ class _Bagger:
         self.estimator, self.task, self.size, self.seed = estimator, task, size, seed
         self.groups = groups
         self.n_players = train.n_samples if groups is None else len(groups)
+        self.fast = task == "classification"
+        self._fast: Any = None
+        if groups is not None:
+            self._owner = np.zeros(train.n_samples, dtype=np.int64)
+            for c, rows in enumerate(groups):
+                self._owner[rows] = c
 
     def run(self, bag: int) -> tuple[np.ndarray, np.ndarray, str]:
         """Out-of-bag players of one bag, their scores, and a status."""
@@ -101,7 +107,7 @@ class _Bagger:
             rows, oob_rows = drawn, out
         else:
             rows = np.concatenate([self.groups[c] for c in drawn])
-            oob_rows = np.concatenate([self.groups[c] for c in out])
+            oob_rows = self._rows_of(out)
         X, y = self.X[rows], self.y[rows]
         model = clone(self.estimator)
         if "random_state" in model.get_params():
@@ -116,6 +122,14 @@ class _Bagger:
                 prediction = model.predict(self.X[oob_rows])
             except (ValueError, np.linalg.LinAlgError) as exc:
                 return out, np.zeros(0), f"failed: {type(exc).__name__}: {str(exc)[:100]}"
+        return out, self._scores(out, oob_rows, prediction), status
+
+    def _rows_of(self, players: np.ndarray) -> np.ndarray:
+        if self.groups is None:
+            return players
+        return np.concatenate([self.groups[c] for c in players])
+
+    def _scores(self, out: np.ndarray, oob_rows: np.ndarray, prediction: Any) -> np.ndarray:
         truth = self.y[oob_rows]
         if self.task == "classification":
             scores = (np.asarray(prediction) == truth).astype(np.float64)
@@ -125,11 +139,61 @@ class _Bagger:
             sizes = np.array([self.groups[c].size for c in out])
             owner = np.repeat(np.arange(out.size), sizes)
             scores = np.bincount(owner, weights=scores, minlength=out.size) / sizes
-        return out, scores, status
+        return scores
+
+    def run_many(self, bags: range) -> list[tuple[np.ndarray, np.ndarray, str]]:
+        """:meth:`run` for several bags; with an exact fast path, all fitted at once.
+
+        The fast path (:meth:`openattrib.fast.logistic.LogisticFastPath.weighted_outputs`)
+        fits each bag as sample weights on the full data (a row's weight is how often the
+        bootstrap drew it or its contributor), the same objective as fitting the drawn rows.
+        Bags the path cannot solve are refitted here and counted under the status
+        ``"fast_fallback: <reason>"``.
+        """
+        fast = self._fast_path()
+        if fast is None:
+            return [self.run(b) for b in bags]
+        results: list[Any] = [None] * len(bags)
+        pending: list[tuple[int, int, np.ndarray]] = []
+        weights = []
+        for j, bag in enumerate(bags):
+            drawn, _ = bag_sample(self.seed, bag, self.n_players, self.size)
+            counts = np.bincount(drawn, minlength=self.n_players)
+            out = np.flatnonzero(counts == 0)
+            row_weights = counts if self.groups is None else counts[self._owner]
+            if out.size == 0 or np.unique(self.y[row_weights > 0]).size < 2:
+                results[j] = self.run(bag)  # nothing to score, or a single-class bag
+                continue
+            pending.append((j, bag, out))
+            weights.append(row_weights)
+        if pending:
+            outputs, troubles = fast.weighted_outputs(np.array(weights, dtype=np.float64))
+            classes = fast.utility.classes_
+            for (j, bag, out), output, trouble in zip(pending, outputs, troubles, strict=True):
+                if trouble is not None:
+                    refit = self.run(bag)
+                    status = f"fast_fallback: {trouble}" if refit[2] == "fitted" else refit[2]
+                    results[j] = (refit[0], refit[1], status)
+                    continue
+                oob_rows = self._rows_of(out)
+                results[j] = (out, self._scores(out, oob_rows, classes[output[oob_rows]]), "fitted")
+        return results
+
+    def _fast_path(self) -> Any:
+        """The estimator's sample-weighted fast path (built once per process), or None."""
+        if not self.fast:
+            return None
+        if self._fast is None:
+            from ..games import ModelUtility
+
+            train = Dataset(self.X, self.y)
+            path = ModelUtility(self.estimator, train, train, scorer="accuracy").fast_path
+            self._fast = path if hasattr(path, "weighted_outputs") else False
+        return self._fast or None
 
 
 def _run_bags(bagger: _Bagger, bags: range) -> list[tuple[np.ndarray, np.ndarray, str]]:
-    return [bagger.run(b) for b in bags]
+    return bagger.run_many(bags)
 
 
 @deprecated_keywords(
@@ -161,6 +225,11 @@ def data_oob(
     Players that no bag left out cannot be scored: their value is set by a documented rule
     (the mean value of the scored players), their ``counts`` is 0, and they are listed in
     ``diagnostics["never_out_of_bag"]``. Results are identical for every ``n_jobs``.
+
+    Classifiers with an exact sample-weighted fast path (``LogisticRegression``, see
+    :mod:`openattrib.fast`) fit all bags of a task at once as bootstrap counts on the full
+    data, the same objective as the drawn rows; a bag the path cannot solve is refitted
+    and counted in ``diagnostics["bags"]`` as ``"fast_fallback: <reason>"``.
 
     Parameters
     ----------

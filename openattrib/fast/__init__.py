@@ -13,14 +13,19 @@ estimator                                 how
                                           (:mod:`.naive_bayes`)
 ``KNeighborsClassifier``,                 each validation point keeps its current nearest
 ``KNeighborsRegressor``                   neighbours as points are added (:mod:`.knn`)
-``LogisticRegression`` (L2; binary, or    warm-started Newton iterations on scikit-learn's
-multinomial with at most 256              exact objective, per coalition class set
-coefficients: classes x (features + 1))   (:mod:`.logistic`, :mod:`.multinomial`)
+``LogisticRegression`` (L2, lbfgs /      Newton iterations on scikit-learn's exact
+newton-cg / newton-cholesky; any number   objective, per coalition class set: dense for up
+of classes and features)                  to 256 coefficients (two-class walks prefix by
+                                          prefix, :mod:`.binary_walk`), Hessian-free
+                                          Newton-CG above (:mod:`.newton_cg`); warm-started
+                                          (:mod:`.logistic`, :mod:`.multinomial`)
 ========================================  ==================================================
 
 All paths except the logistic one give the same numbers as the generic refit up to floating
 point rounding; the logistic path equals scikit-learn's fit within the optimiser tolerance
-(scikit-learn's L-BFGS stops at ``tol``; the Newton path converges further). Any parameter
+(scikit-learn's L-BFGS stops at ``tol``; the Newton path converges further). The logistic
+path also fits sample-weighted problems (``weighted_outputs``): Data-OOB fits its bags
+through it, a bag being the bootstrap counts as weights on the full data. Any parameter
 a path does not model (class or sample weights, other penalties or solvers, ``positive``,
 another metric, a Pipeline, a scorer that needs probabilities...) keeps the generic path,
 logged at debug level on the ``"openattrib"`` logger. A path that meets numerical trouble on

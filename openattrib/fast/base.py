@@ -54,6 +54,12 @@ class FastPath:
     max_block = 64
     #: largest number of coalitions computed together in a batch
     max_batch = 256
+    #: prefixes per block in a truncated walk: the first block, doubled on each next block
+    #: when ``grow_truncated_blocks`` (paths whose cost per prefix falls with the block
+    #: size), else constant (paths that solve prefix by prefix: fewer wasted past the
+    #: truncation point)
+    truncated_block = 4
+    grow_truncated_blocks = True
 
     def __init__(self, utility: Any) -> None:
         self.utility = utility
@@ -173,7 +179,7 @@ class FastPath:
         walk = _Walk(self)
         deltas: list[Counter | None] = []
         computed = 0
-        block = 4 if truncation is not None else self.max_block
+        block = self.truncated_block if truncation is not None else self.max_block
         for k in range(1, n + 1):
             if truncation is not None and truncation(k - 1, values[k - 1]):
                 values[k:] = values[k - 1]
@@ -184,7 +190,8 @@ class FastPath:
                 values[computed + 1 : stop + 1] = block_values
                 first = computed + 1
                 computed = stop
-                block = min(2 * block, self.max_block)
+                if self.grow_truncated_blocks:
+                    block = min(2 * block, self.max_block)
             delta = deltas[k - first]
             if delta:
                 utility.failures.update(delta)

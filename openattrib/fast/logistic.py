@@ -26,14 +26,20 @@ from the full-data solution restricted to that set. Each coalition is iterated u
 Newton step is below ``STEP_TOL`` relative to the coefficients: the remaining error is then
 of order ``STEP_TOL ** 2``, far below scikit-learn's own optimisation tolerance.
 
+Problems above ``MAX_DENSE_COEFFICIENTS`` coefficients (vectors x (features + 1): digits'
+10 classes x 65 = 650) are solved by Hessian-free Newton-CG (:mod:`.newton_cg`),
+preconditioned by the inverse Hessian of the full data at its solution; a dense solve there
+would cost more than scikit-learn's L-BFGS. Two-class walks solve prefix by prefix
+(:mod:`.binary_walk`). Coalitions missing one row (leave-one-out) start from the Woodbury
+Newton step off the full solution (:meth:`LogisticFastPath._leave_one_out_starts`). Fits with
+sample weights (bootstrap bags) go through :meth:`LogisticFastPath.weighted_outputs`.
+
 The result is the exact optimum of scikit-learn's objective. scikit-learn's own solvers stop
 at ``tol`` (L-BFGS: projected gradient below 1e-4 by default), so its coefficients differ
 from the optimum by about that much: predictions agree except for validation points within
 that distance of a decision boundary ("equal to scikit-learn's fit within tolerance").
 A coalition whose iterations do not converge is refitted generically and counted as
-``failures["fast_fallback: not_converged"]``. Multinomial problems with more than
-``MAX_MULTINOMIAL_COEFFICIENTS`` coefficients (classes x (features + 1)) keep the generic
-refit: there a dense Newton solve costs more than scikit-learn's L-BFGS.
+``failures["fast_fallback: not_converged"]``.
 """
 
 from __future__ import annotations
@@ -44,7 +50,9 @@ import numpy as np
 
 from ..errors import ValidationError
 from .base import FastPath
+from .binary_walk import BinaryWalker
 from .multinomial import damped_newton, link_parts, predictor_starts
+from .newton_cg import LogisticProblem, dense_preconditioner, newton_cg
 from .scoring import NotSupported
 
 __all__ = ["LogisticFastPath"]
@@ -52,9 +60,12 @@ __all__ = ["LogisticFastPath"]
 STEP_TOL = 1e-7
 MAX_NEWTON_ITER = 100
 SUPPORTED_SOLVERS = ("lbfgs", "newton-cg", "newton-cholesky")
-#: above this many coefficients (classes x (features + 1)) a multinomial coalition's dense
-#: Newton solve costs more than scikit-learn's L-BFGS refit: keep the generic path
-MAX_MULTINOMIAL_COEFFICIENTS = 256
+#: above this many coefficients (vectors x (features + 1)) a dense Newton solve costs more
+#: than scikit-learn's L-BFGS refit: such class sets use the Hessian-free Newton-CG solver
+MAX_DENSE_COEFFICIENTS = 256
+#: largest problem whose Newton-CG preconditioner is a dense inverse Hessian (else Jacobi)
+MAX_DENSE_PRECONDITIONER = 2000
+MAX_CG_ITER = 250
 _CELLS = 4_000_000  # bound on the work arrays of one block of coalitions (float64 entries)
 
 ClassSet = tuple[int, ...]
@@ -105,6 +116,7 @@ class _WalkState:
         self.coef: np.ndarray | None = None
         self.classes: ClassSet | None = None
         self.n_fitted = 0
+        self.walker: BinaryWalker | None = None
 
 
 class LogisticFastPath(FastPath):
@@ -127,24 +139,75 @@ class LogisticFastPath(FastPath):
         if self.fit_intercept:
             self.penalty[-1] = 0.0
         m = n_vectors(tuple(range(self.n_classes))) if self.n_classes >= 2 else 1
-        if m > 1 and m * p > MAX_MULTINOMIAL_COEFFICIENTS:
-            raise NotSupported(
-                f"{m} classes x {p} coefficients = {m * p} > {MAX_MULTINOMIAL_COEFFICIENTS} "
-                "(a dense multinomial Newton solve is slower than the refit)"
-            )
-        # per coalition: scores and weights (rows x m x m), gradient, Hessian and its solve
-        cost = X.shape[0] * max(p, m * m + 2 * m) + 3 * (m * p) ** 2
+        if self._hessian_free(m):
+            # per coalition: scores, probabilities and CG products (rows x m), vectors (q)
+            cost = X.shape[0] * 4 * m + 8 * m * p
+        else:
+            # per coalition: scores and weights (rows x m x m), gradient, Hessian and its solve
+            cost = X.shape[0] * max(p, m * m + 2 * m) + 3 * (m * p) ** 2
         self.max_block = int(max(1, min(32, _CELLS // cost)))
         self.max_batch = self.max_block
         self._full: np.ndarray | None = None
+        self._preconditioners: dict[tuple, Any] = {}
+        self._full_inverse: np.ndarray | None = None
+        # two classes and a dense problem: walks solve prefix by prefix (.binary_walk)
+        self._sequential = self.n_classes == 2 and not self._hessian_free(1)
+        if self._sequential:
+            self.truncated_block, self.grow_truncated_blocks = 8, False
+
+    def _hessian_free(self, m: int) -> bool:
+        return m * self.X.shape[1] > MAX_DENSE_COEFFICIENTS
 
     # -- one class set -------------------------------------------------------------------
     def _solve(
         self, rows: np.ndarray, mask: np.ndarray, W0: np.ndarray, classes: ClassSet
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Newton on ``F`` for the coalitions in the columns of ``mask`` (over ``rows``)."""
+        """Newton on ``F`` for the coalitions in the columns of ``mask`` (weights over ``rows``)."""
+        if self._hessian_free(n_vectors(classes)):
+            labels = np.searchsorted(np.asarray(classes), self.label_index[rows])
+            problem = LogisticProblem(
+                self.X[rows], labels, n_vectors(classes), self.penalty, self.fit_intercept
+            )
+            ratio = float(mask.sum(axis=0).mean()) / max(1, self._n_rows_of(classes))
+            return newton_cg(
+                problem,
+                mask,
+                W0,
+                preconditioner=self._preconditioner(classes, ratio),
+                max_iter=MAX_NEWTON_ITER,
+                step_tol=STEP_TOL,
+                max_cg=MAX_CG_ITER,
+            )
         objective, derivatives = self._parts(rows, classes)
         return damped_newton(objective, derivatives, mask, W0, MAX_NEWTON_ITER, STEP_TOL)
+
+    def _n_rows_of(self, classes: ClassSet) -> int:
+        return int(np.isin(self.label_index, classes).sum())
+
+    def _preconditioner(self, classes: ClassSet, ratio: float, at: np.ndarray | None = None):
+        """Inverse dense Hessian of the rows of ``classes`` at the full solution, weighted
+        ``ratio`` (bucketed to 1/40), shared by a batch of coalitions; None: Jacobi."""
+        m = n_vectors(classes)
+        if m * self.X.shape[1] > MAX_DENSE_PRECONDITIONER:
+            return None
+        bucket = max(1, round(40 * ratio))
+        key = (classes, bucket)
+        if at is None and key in self._preconditioners:
+            return self._preconditioners[key]
+        rows = np.flatnonzero(np.isin(self.label_index, classes))
+        labels = np.searchsorted(np.asarray(classes), self.label_index[rows])
+        problem = LogisticProblem(self.X[rows], labels, m, self.penalty, self.fit_intercept)
+        point = at
+        if point is None:
+            everything = tuple(range(self.n_classes))
+            point = self._convert(self._full_solution(), everything, classes)
+        hessian = problem.dense_hessian(np.full(len(rows), bucket / 40.0), point)
+        apply = dense_preconditioner(hessian)
+        if at is None:
+            if len(self._preconditioners) >= 16:
+                self._preconditioners.pop(next(iter(self._preconditioners)))
+            self._preconditioners[key] = apply
+        return apply
 
     def _parts(self, rows: np.ndarray, classes: ClassSet):
         labels = np.searchsorted(np.asarray(classes), self.label_index[rows])
@@ -202,6 +265,8 @@ class LogisticFastPath(FastPath):
         ends = len(rows) - sizes.sum() + np.cumsum(sizes)
         outputs = np.zeros((len(steps), self.n_valid), dtype=np.int64)
         troubles: list = [None] * len(steps)
+        if self._sequential:
+            return self._walk_sequential(state, rows, ends, needed, outputs, troubles)
         first = 0
         while first < len(steps):  # segments of consecutive steps with the same class set
             last = first
@@ -218,15 +283,41 @@ class LogisticFastPath(FastPath):
             first = last + 1
         return outputs, troubles
 
+    def _walk_sequential(self, state, rows, ends, needed, outputs, troubles):
+        """Two classes: each needed prefix solved from the previous one (:mod:`.binary_walk`)."""
+        if state.walker is None:
+            state.walker = BinaryWalker(self.penalty, self.X_valid, MAX_NEWTON_ITER, STEP_TOL)
+        walker = state.walker
+        X, y = self.X[rows], self.label_index[rows].astype(np.float64)
+        for j in np.flatnonzero(needed):
+            end = int(ends[j])
+            if walker.solve(X[:end], y[:end]):
+                outputs[j] = walker.outputs()
+            else:
+                troubles[j] = "not_converged"
+        return outputs, troubles
+
     def _walk_segment(
         self, state: _WalkState, rows: np.ndarray, ends: np.ndarray, classes: ClassSet
     ) -> tuple[np.ndarray, list]:
         """Solve the prefixes ending at ``ends`` (all with class set ``classes``)."""
         used = rows[: ends[-1]]
-        objective, derivatives = self._parts(used, classes)
         mask = (np.arange(len(used))[:, None] < ends[None, :]).astype(np.float64)
         start = self._convert(state.coef, state.classes, classes)
         starts = np.broadcast_to(start, (len(ends), start.size))
+        if self._hessian_free(n_vectors(classes)):
+            W, converged = self._solve(used, mask, starts, classes)
+        else:
+            W, converged = self._dense_walk_solve(state, used, mask, ends, starts, classes)
+        if converged.any():
+            best = int(np.flatnonzero(converged)[-1])
+            state.coef, state.classes = W[best].copy(), classes
+            state.n_fitted = int(ends[best])
+        return self._predict(W, converged, classes)
+
+    def _dense_walk_solve(self, state, used, mask, ends, starts, classes):
+        """Dense Newton on the prefixes, from starts predicted row by row when possible."""
+        objective, derivatives = self._parts(used, classes)
         if state.classes == classes and state.coef is not None and state.n_fitted > 0:
             old = (np.arange(len(used)) < state.n_fitted).astype(np.float64)[:, None]
             hessian = derivatives(old, state.coef[None, :])[2][0]
@@ -246,14 +337,7 @@ class LogisticFastPath(FastPath):
                 # keep a prediction only where it beats the previous solution
                 better = objective(mask, predicted) < objective(mask, starts)
                 starts = np.where(better[:, None], predicted, starts)
-        W, converged = damped_newton(
-            objective, derivatives, mask, starts, MAX_NEWTON_ITER, STEP_TOL
-        )
-        if converged.any():
-            best = int(np.flatnonzero(converged)[-1])
-            state.coef, state.classes = W[best].copy(), classes
-            state.n_fitted = int(ends[best])
-        return self._predict(W, converged, classes)
+        return damped_newton(objective, derivatives, mask, starts, MAX_NEWTON_ITER, STEP_TOL)
 
     # -- batches -------------------------------------------------------------------------
     def _full_solution(self) -> np.ndarray:
@@ -262,11 +346,44 @@ class LogisticFastPath(FastPath):
             everything: ClassSet = tuple(range(self.n_classes))
             rows = np.arange(self.X.shape[0])
             start = np.zeros((1, n_vectors(everything) * self.X.shape[1]))
-            W, ok = self._solve(rows, np.ones((len(rows), 1)), start, everything)
+            ones = np.ones((len(rows), 1))
+            if self._hessian_free(n_vectors(everything)):
+                labels = self.label_index
+                problem = LogisticProblem(
+                    self.X, labels, n_vectors(everything), self.penalty, self.fit_intercept
+                )
+                W, ok = newton_cg(
+                    problem,
+                    ones,
+                    start,
+                    preconditioner=self._preconditioner(everything, 1.0, at=start[0]),
+                    max_iter=MAX_NEWTON_ITER,
+                    step_tol=STEP_TOL,
+                    max_cg=MAX_CG_ITER,
+                )
+            else:
+                W, ok = self._solve(rows, ones, start, everything)
             self._full = W[0] if ok[0] else np.zeros_like(start[0])
         return self._full
 
     def outputs(self, row_sets: list[np.ndarray]) -> tuple[np.ndarray, list]:
+        return self._grouped(row_sets, None)
+
+    def weighted_outputs(self, weights: np.ndarray) -> tuple[np.ndarray, list]:
+        """Validation outputs of fits with sample weights, one row of ``weights`` per fit.
+
+        Integer weights are repeated rows: a bootstrap bag is its draw counts on the full
+        training data, no rows copied (scikit-learn's objective with ``sample_weight`` is
+        the same sum with the penalty scaled by the weights' total). A fit's class set is
+        the classes of its positively weighted rows; every fit must have two or more.
+        """
+        row_sets = [np.flatnonzero(w > 0) for w in weights]
+        return self._grouped(row_sets, [w[r] for w, r in zip(weights, row_sets, strict=True)])
+
+    def _grouped(
+        self, row_sets: list[np.ndarray], row_weights: list[np.ndarray] | None
+    ) -> tuple[np.ndarray, list]:
+        """Solve coalitions grouped by class set, from the full-data solution."""
         outputs = np.zeros((len(row_sets), self.n_valid), dtype=np.int64)
         troubles: list = [None] * len(row_sets)
         groups: dict[ClassSet, list[int]] = {}
@@ -278,15 +395,81 @@ class LogisticFastPath(FastPath):
             union = np.unique(np.concatenate([row_sets[j] for j in members]))
             mask = np.zeros((len(union), len(members)))
             for column, j in enumerate(members):
-                mask[np.searchsorted(union, row_sets[j]), column] = 1.0
+                where = np.searchsorted(union, row_sets[j])
+                mask[where, column] = 1.0 if row_weights is None else row_weights[j]
             start = self._convert(full, tuple(range(self.n_classes)), classes)
             W0 = np.broadcast_to(start, (len(members), start.size))
+            if len(classes) == self.n_classes:
+                W0 = self._leave_one_out_starts(W0, [row_sets[j] for j in members], row_weights)
             W, converged = self._solve(union, mask, W0, classes)
             out, trouble = self._predict(W, converged, classes)
             outputs[members] = out
             for position, j in enumerate(members):
                 troubles[j] = trouble[position]
         return outputs, troubles
+
+    def _leave_one_out_starts(
+        self, W0: np.ndarray, row_sets: list[np.ndarray], row_weights: list | None
+    ) -> np.ndarray:
+        """Starts for coalitions missing one training row: the Newton step from the full
+        solution, exact for the leave-one-out objective's quadratic model.
+
+        Removing row ``x`` (residual ``r`` = probabilities minus one-hot label, curvature
+        ``A``) from the full problem (solution ``w``, Hessian ``H``) leaves the gradient
+        ``-(r (x) x)`` and the Hessian ``H - A (x) x x'`` at ``w``; by the Woodbury identity
+        the Newton step is ``w + G (I - A M)^-1 r`` with ``G = H^-1 (I (x) x)`` and
+        ``M = (I (x) x)' G`` (the "approximate leave-one-out" of Rad & Maleki, JRSS-B 2020,
+        here only a start: Newton then converges on the exact leave-one-out objective in
+        one or two iterations). One ``q x q`` inverse serves every left-out row.
+        """
+        n, p = self.X.shape
+        if row_weights is not None:
+            return W0
+        missing = [j for j, rows in enumerate(row_sets) if len(rows) == n - 1]
+        if not missing:
+            return W0
+        everything = tuple(range(self.n_classes))
+        m = n_vectors(everything)
+        q = m * p
+        if q > MAX_DENSE_PRECONDITIONER:
+            return W0
+        full = self._full_solution()
+        if self._full_inverse is None:
+            problem = LogisticProblem(self.X, self.label_index, m, self.penalty, self.fit_intercept)
+            try:
+                self._full_inverse = np.linalg.inv(problem.dense_hessian(np.ones(n), full))
+            except np.linalg.LinAlgError:
+                self._full_inverse = np.zeros((0, 0))
+        inverse = self._full_inverse
+        if inverse.size == 0:
+            return W0
+        total = n * (n - 1) // 2
+        removed = np.array([total - int(row_sets[j].sum()) for j in missing])
+        X = self.X[removed]  # (B, p)
+        labels = self.label_index[removed]
+        Z = X @ full.reshape(m, p).T  # (B, m)
+        if m == 1:
+            P = 1.0 / (1.0 + np.exp(-Z))
+            R = P - labels[:, None]
+            A = (P * (1.0 - P))[:, :, None]
+        else:
+            P = np.exp(Z - Z.max(axis=1, keepdims=True))
+            P /= P.sum(axis=1, keepdims=True)
+            R = P.copy()
+            R[np.arange(len(removed)), labels] -= 1.0
+            A = -P[:, :, None] * P[:, None, :]
+            A[:, np.arange(m), np.arange(m)] += P
+        G = (inverse.reshape(q * m, p) @ X.T).reshape(q, m, len(removed)).transpose(2, 0, 1)
+        M = np.einsum("bkpl,bp->bkl", G.reshape(len(removed), m, p, m), X)
+        try:
+            T = np.linalg.solve(np.eye(m) - A @ M, R[:, :, None])
+        except np.linalg.LinAlgError:
+            return W0
+        starts = full + (G @ T)[:, :, 0]
+        W0 = np.array(W0)
+        fine = np.isfinite(starts).all(axis=1)
+        W0[np.array(missing)[fine]] = starts[fine]
+        return W0
 
     def fit_coefficients(self, rows: np.ndarray) -> tuple[np.ndarray, ClassSet]:
         """Coefficients of the fit on ``rows`` (for tests): ``(W, classes)``, W per class row.

@@ -157,23 +157,8 @@ def damped_newton(
             size = np.mean(np.abs(hessian[:, diagonal, diagonal]), axis=1) + 1e-12
             hessian[:, diagonal, diagonal] += (Da * size)[:, None]
         step = _solve_each(hessian, gradient)
-        scale = np.ones(len(active))
-        candidate = Wa - step
-        # near the optimum full Newton steps are safe; check descent only for long steps
-        long_step = np.max(np.abs(step), axis=1) > 1e-3 * (1.0 + np.max(np.abs(Wa), axis=1))
-        long_step |= ~np.isfinite(step).all(axis=1)
-        after = np.full(len(active), -np.inf)
-        if long_step.any():
-            after[long_step] = objective(Ma[:, long_step], candidate[long_step])
-        for _halving in range(30):
-            worse = ~(after <= before + 1e-12 * np.abs(before))  # NaN counts as worse
-            if not worse.any():
-                break
-            scale[worse] *= 0.5
-            candidate[worse] = Wa[worse] - scale[worse, None] * step[worse]
-            after[worse] = objective(Ma[:, worse], candidate[worse])
-        failed = ~(after <= before + 1e-12 * np.abs(before))
-        candidate[failed] = Wa[failed]  # never accept an ascent: damp the next step instead
+        candidate, scale, failed = halve_until_descent(objective, Ma, Wa, step, before)
+        # never accept an ascent (failed keeps Wa): damp the next step instead
         W[active] = candidate
         damping[active] = np.where(
             failed, np.maximum(16.0 * Da, 1e-8), np.where(Da < 1e-9, 0.0, 0.25 * Da)
@@ -186,6 +171,35 @@ def damped_newton(
         if active.size == 0:
             break
     return W, converged
+
+
+def halve_until_descent(
+    objective: Objective, mask: np.ndarray, W: np.ndarray, step: np.ndarray, before: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Steps ``W - scale * step``, ``scale`` halved until ``F`` does not increase.
+
+    Near the optimum full Newton steps are safe, so descent is checked only for long steps
+    (above 1e-3 relative to the coefficients) and non-finite ones. Returns the candidates,
+    the scales, and which coalitions found no descent in 30 halvings (their candidate is
+    ``W`` itself).
+    """
+    scale = np.ones(len(W))
+    candidate = W - step
+    long_step = np.max(np.abs(step), axis=1) > 1e-3 * (1.0 + np.max(np.abs(W), axis=1))
+    long_step |= ~np.isfinite(step).all(axis=1)
+    after = np.full(len(W), -np.inf)
+    if long_step.any():
+        after[long_step] = objective(mask[:, long_step], candidate[long_step])
+    for _halving in range(30):
+        worse = ~(after <= before + 1e-12 * np.abs(before))  # NaN counts as worse
+        if not worse.any():
+            break
+        scale[worse] *= 0.5
+        candidate[worse] = W[worse] - scale[worse, None] * step[worse]
+        after[worse] = objective(mask[:, worse], candidate[worse])
+    failed = ~(after <= before + 1e-12 * np.abs(before))
+    candidate[failed] = W[failed]
+    return candidate, scale, failed
 
 
 def _solve_each(hessian: np.ndarray, gradient: np.ndarray) -> np.ndarray:

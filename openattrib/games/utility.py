@@ -201,6 +201,11 @@ class ModelUtility(Game):
         self._fast_path = _select_fast_path(self) if self.fast else None
 
     @property
+    def fast_path(self) -> Any:
+        """The exact fast evaluation path in use (:mod:`openattrib.fast`), or None."""
+        return self._fast_path
+
+    @property
     def empty_value(self) -> float:
         """v(empty): the documented default score (no model can be trained on no data)."""
         return self._empty_value

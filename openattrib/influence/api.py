@@ -25,6 +25,7 @@ from ..errors import ValidationError
 from ..result import Attribution, make_provenance
 from .prepared import Prepared, as_rows, check_dataset, prepare, query_gradients
 from .result import InfluenceResult
+from .torch_models import is_torch_module
 
 __all__ = ["influence", "attribute_prediction", "point_influence"]
 
@@ -46,8 +47,13 @@ def influence(
     lissa_batch_size: int | None = None,
     lissa_repeats: int = 1,
     seed: int = 0,
+    **torch_options: Any,
 ) -> InfluenceResult:
     """Influence of every training point on every test point of a fitted linear model.
+
+    A ``torch.nn.Module`` goes to :func:`openattrib.influence.neural.neural_influence`
+    (methods ``"ekfac"``, ``"datainf"``, ``"trak"``, ``"tracin"``, ``"identity"``; options
+    such as ``loss=`` and ``projection_dim=`` are passed on).
 
     Parameters
     ----------
@@ -92,6 +98,27 @@ def influence(
     (30, 120)
     >>> top = result.top(0, k=3)  # the three training points that help test point 0 most
     """
+    if is_torch_module(model):
+        from .neural import neural_influence
+
+        if method == "direct":
+            method = "ekfac"
+        damping_option = None if damping == 0.0 else damping
+        return neural_influence(
+            model,
+            train,
+            test,
+            method=method,
+            damping=torch_options.pop("damping", damping_option),
+            memory_budget=memory_budget,
+            seed=seed,
+            **torch_options,
+        )
+    if torch_options:
+        raise ValidationError(
+            f"unexpected option(s) {sorted(torch_options)} for a scikit-learn model "
+            "(they apply to torch modules)"
+        )
     prepared = prepare(
         model,
         train,
@@ -156,7 +183,7 @@ def attribute_prediction(
     method: str = "direct",
     damping: float = 0.0,
     **solver_options: Any,
-) -> Attribution:
+) -> Attribution | InfluenceResult:
     """Which contributors (or training points) are behind one prediction of a deployed model.
 
     The Hessian factorisation is cached per ``(model parameters, train, method, damping)``,
@@ -191,7 +218,31 @@ def attribute_prediction(
     >>> train, valid = oa.datasets.load_demo()  # doctest: +SKIP
     >>> model = LogisticRegression(max_iter=1000).fit(train.X, train.y)  # doctest: +SKIP
     >>> oa.attribute_prediction(model, train, valid.X[0]).ranking()  # doctest: +SKIP
+
+    For a torch causal language model, ``x`` is the prompt and ``y`` the completion (token
+    ids) and the result is the per-test result of
+    :func:`openattrib.influence.neural.attribute_generation` (row 0: the completion, then
+    one row per token).
     """
+    if is_torch_module(model):
+        from .neural import attribute_generation
+
+        if y is None:
+            raise ValidationError(
+                "attribute_prediction on a torch language model needs y= (the completion's "
+                "token ids) beside x (the prompt's)"
+            )
+        if method == "direct":
+            method = "ekfac"
+        return attribute_generation(
+            model,
+            train,
+            x,
+            y,
+            method=method,
+            damping=None if damping == 0.0 else damping,
+            **solver_options,
+        )
     players = check_players(players)
     train = check_dataset(train, "train")
     if players == "contributors" and train.contributors is None:

@@ -7,6 +7,8 @@
 - :mod:`~openattrib.ledger.registry`: the contribution registry (``append_contribution``,
   row digests' Merkle roots, :class:`RowProof`), the basis of first-registrant provenance.
 - :mod:`~openattrib.ledger.evm`: OpenZeppelin ``StandardMerkleTree`` export for on-chain claims.
+- :mod:`~openattrib.ledger.chain`: the claim and checkpoint-anchor contracts on an EVM chain
+  (web3.py; loaded on first use).
 
 Examples
 --------
@@ -37,14 +39,17 @@ from .keys import (
 )
 from .log import Ledger, LedgerEntry
 from .proofs import (
+    BatchProof,
     ConsistencyProof,
     InclusionProof,
+    verify_batch_inclusion,
     verify_checkpoint_consistency,
     verify_inclusion,
 )
 from .registry import Registration, RowProof, verify_row
 
 __all__ = [
+    "BatchProof",
     "Checkpoint",
     "ConsistencyProof",
     "InclusionProof",
@@ -53,6 +58,7 @@ __all__ = [
     "LedgerReport",
     "Registration",
     "RowProof",
+    "chain",
     "evm",
     "generate_signing_key",
     "load_public_key",
@@ -60,6 +66,7 @@ __all__ = [
     "merkle",
     "note_verifier_key",
     "save_signing_key",
+    "verify_batch_inclusion",
     "verify_checkpoint",
     "verify_checkpoint_consistency",
     "verify_inclusion",
@@ -68,7 +75,8 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    # The EVM export pulls in eth_abi and eth_utils (~0.3 s); load it on first use.
-    if name == "evm":
-        return importlib.import_module(".evm", __name__)
+    # The EVM export pulls in eth_abi and eth_utils (~0.3 s), the chain module web3 (~1 s);
+    # load them on first use.
+    if name in ("evm", "chain"):
+        return importlib.import_module(f".{name}", __name__)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -117,7 +117,9 @@ def _check_entries(
     ):
         if idx != expected:
             problems.entry(expected, f"entries {expected}..{idx - 1} are missing (deleted)")
-        data = bytes(data)
+        if not isinstance(data, bytes):  # a cell rewritten with another SQLite type
+            problems.entry(idx, f"entry {idx} is stored as {type(data).__name__}, not as bytes")
+            data = str(data).encode("utf-8")
         leaf = merkle.leaf_hash(data)
         try:
             record = parse_entry(data, idx)
@@ -125,7 +127,7 @@ def _check_entries(
                 contributions[idx] = record
         except LedgerError as exc:
             problems.entry(idx, str(exc))
-        if leaf != bytes(stored_leaf):
+        if leaf != stored_leaf:
             problems.entry(idx, f"entry {idx} does not match its stored leaf hash (data changed)")
         leaves.append(leaf)
         expected = idx + 1
@@ -163,7 +165,7 @@ def _check_nodes(
                 problems.range(
                     expected << level, f"stored tree node ({level}, {expected}) is missing"
                 )
-            if bytes(node) != level_hashes[idx]:
+            if node != level_hashes[idx]:  # also catches a cell of another type
                 first, last = idx << level, ((idx + 1) << level) - 1
                 problems.range(
                     first,
@@ -191,6 +193,17 @@ def _check_nodes(
         )
 
 
+def _checkpoint_cells_ok(row: tuple[Any, ...]) -> bool:
+    _, size, root, origin, text = row
+    return (
+        isinstance(size, int)
+        and size >= 0
+        and isinstance(root, bytes)
+        and isinstance(origin, str)
+        and isinstance(text, str)
+    )
+
+
 def _root(wanted: dict[tuple[int, int], bytes | None], size: int) -> bytes:
     return merkle.tree_root(lambda level, index: wanted[(level, index)], size)
 
@@ -206,13 +219,21 @@ def audit(
         problems.entry(index, message)
     n = len(leaves)
     recorded = db.execute("SELECT value FROM meta WHERE key = 'size'").fetchone()
-    recorded = int(recorded[0]) if recorded else n
+    try:
+        recorded = int(recorded[0]) if recorded else n
+    except (TypeError, ValueError):
+        problems.range(None, f"the ledger's recorded size {recorded[0]!r} is not a number")
+        recorded = n
     if recorded > n:
         problems.range(n, f"the ledger recorded {recorded} entries but only {n} remain")
     elif recorded < n:
         problems.range(recorded, f"{n - recorded} entries were added outside the ledger")
     checkpoints = db.execute("SELECT id, size, root, origin, text FROM checkpoints ORDER BY id")
     checkpoints = checkpoints.fetchall()
+    damaged = [row for row in checkpoints if not _checkpoint_cells_ok(row)]
+    for row in damaged:
+        problems.range(None, f"stored checkpoint #{row[0]} has cells of the wrong type")
+    checkpoints = [row for row in checkpoints if _checkpoint_cells_ok(row)]
     wanted: dict[tuple[int, int], bytes | None] = {}
     for size in {n, *(row[1] for row in checkpoints if row[1] <= n)}:
         wanted.update(dict.fromkeys(merkle.perfect_pieces(0, size)))
@@ -226,7 +247,7 @@ def audit(
         except VerificationError as exc:
             problems.range(None, f"stored checkpoint #{cp_id} is invalid: {exc}")
             continue
-        if (cp.size, cp.root, cp.origin) != (size, bytes(root), origin):
+        if (cp.size, cp.root, cp.origin) != (size, root, origin):
             problems.range(None, f"stored checkpoint #{cp_id} text does not match its columns")
         if size > n:
             problems.range(

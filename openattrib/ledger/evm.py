@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import os
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -32,6 +31,8 @@ from typing import Any
 
 from eth_utils import is_checksum_address, to_checksum_address
 
+from .._ids import check_ids
+from .._io import parse_json, read_text
 from ..errors import UnsupportedError, ValidationError, VerificationError
 from ._abi import (
     checked_leaf_hash,
@@ -164,7 +165,11 @@ def get_proof(dump: Mapping[str, Any], index: int) -> list[str]:
     True
     """
     tree, encoding, values = _check_dump(dump)
-    i = _checked_leaf(tree, encoding, values, index)
+    return _path(tree, _checked_leaf(tree, encoding, values, index))
+
+
+def _path(tree: list[bytes], i: int) -> list[str]:
+    """Sibling hashes from tree node ``i`` up to the root."""
     proof = []
     while i > 0:
         sibling = i + 1 if i % 2 else i - 1
@@ -186,6 +191,9 @@ def verify_proof(
     >>> verify_proof(dump["tree"][0], ["string"], ["a"], get_proof(dump, 1))
     False
     """
+    for name, item in (("leaf_encoding", leaf_encoding), ("value", value), ("proof", proof)):
+        if isinstance(item, (str, bytes)) or not isinstance(item, Sequence):
+            raise VerificationError(f"{name} must be a list, got {type(item).__name__}")
     expected = from_hex(root, "root")
     node = standard_leaf_hash(value, leaf_encoding)
     for i, sibling in enumerate(proof):
@@ -308,8 +316,14 @@ def export_allocation(
         raise ValidationError("the allocation has no contributor with a positive amount to export")
     encoding = ["address", "uint256"]
     dump = standard_merkle_tree([[a, str(x)] for _, a, x in rows], encoding)
+    tree = [from_hex(h, "tree") for h in dump["tree"]]  # parsed once: proofs are O(n log n)
     claims = {
-        name: {"address": address, "amount": str(amount), "index": i, "proof": get_proof(dump, i)}
+        name: {
+            "address": address,
+            "amount": str(amount),
+            "index": i,
+            "proof": _path(tree, dump["values"][i]["treeIndex"]),
+        }
         for i, (name, address, amount) in enumerate(rows)
     }
     result_hash = getattr(allocation, "result_hash", None)
@@ -332,17 +346,12 @@ def read_address_map(path: str | os.PathLike) -> dict[str, str]:
     The CSV may have a header row (``contributor,address``); extra columns are ignored.
     """
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ValidationError(f"address map not found: {path}") from None
+    text = read_text(path, "address map")
     if path.suffix.lower() == ".json" or text.lstrip().startswith("{"):
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ValidationError(f"{path} is not valid JSON: {exc}") from None
+        data = parse_json(text, str(path))
         if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
             raise ValidationError(f"{path} must be a JSON object mapping contributor to address")
+        check_ids(list(data), f"address map {path}")
         return {str(k): v for k, v in data.items()}
     out: dict[str, str] = {}
     for line_no, row in enumerate(csv.reader(io.StringIO(text)), start=1):
@@ -352,8 +361,11 @@ def read_address_map(path: str | os.PathLike) -> dict[str, str]:
             raise ValidationError(f"{path} line {line_no}: expected 'contributor,address'")
         name, address = row[0].strip(), row[1].strip()
         if line_no == 1 and not address.lower().startswith("0x"):
+            if len(set(row)) != len(row):
+                raise ValidationError(f"{path} has duplicate column names in its header {row}")
             continue  # header
         if name in out:
             raise ValidationError(f"{path} line {line_no}: contributor {name!r} appears twice")
         out[name] = address
+    check_ids(list(out), f"address map {path}")
     return out

@@ -19,7 +19,7 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from .._io import atomic_write_bytes
+from .._io import atomic_write_bytes, canonical_json, read_json
 from ..errors import ValidationError, VerificationError
 
 __all__ = [
@@ -31,7 +31,12 @@ __all__ = [
     "note_verifier_key",
     "parse_note_verifier_key",
     "parse_note_signer_key",
+    "signer_state_path",
+    "read_signer_state",
+    "write_signer_state",
 ]
+
+STATE_FORMAT = "openattrib.signer-state/1"
 
 ED25519 = 0x01  # signed-note signature type for Ed25519
 CONTROL_RE = re.compile(r"[\x00-\x09\x0b-\x1f\x7f]")
@@ -80,10 +85,14 @@ def _read_key_bytes(source: Any, what: str) -> bytes:
     if isinstance(source, (bytes, bytearray)):
         return bytes(source)
     if isinstance(source, (str, os.PathLike)):
+        if Path(source).is_dir():
+            raise ValidationError(f"{what} path {str(source)!r} is a directory, not a PEM file")
         try:
             return Path(source).read_bytes()
         except FileNotFoundError:
             raise ValidationError(f"{what} file not found: {source}") from None
+        except OSError as exc:
+            raise ValidationError(f"cannot read {what} file {source}: {exc.strerror}") from None
     raise ValidationError(
         f"{what} must be a key object, PEM bytes or a path to a PEM file, "
         f"got {type(source).__name__}"
@@ -200,3 +209,54 @@ def b64decode(text: str, what: str) -> bytes:
         return base64.b64decode(text.encode("ascii"), validate=True)
     except (binascii.Error, UnicodeEncodeError, ValueError):
         raise VerificationError(f"{what}: {text[:40]!r} is not valid base64") from None
+
+
+# ------------------------------------------------------------------- signer-side state
+def signer_state_path(key: Any, state: str | os.PathLike | None) -> Path | None:
+    """Where the signer keeps the last head it signed: ``state``, else ``KEY.state``."""
+    if state is not None:
+        return Path(state)
+    if isinstance(key, (str, os.PathLike)):
+        return Path(f"{key}.state")
+    return None
+
+
+def read_signer_state(path: Path) -> dict[str, tuple[int, bytes]]:
+    """``origin -> (size, root)`` of the last head signed per log (empty when no file yet)."""
+    if not path.exists():
+        return {}
+    data = read_json(path, "signer state file")
+    heads = data.get("heads") if isinstance(data, dict) else None
+    if (
+        not isinstance(data, dict)
+        or data.get("format") != STATE_FORMAT
+        or not isinstance(heads, dict)
+    ):
+        raise ValidationError(
+            f"{path} is not an openattrib signer state file (format {STATE_FORMAT!r}); it "
+            "must not be edited by hand"
+        )
+    out = {}
+    for origin, head in heads.items():
+        size, root = (
+            (head.get("size"), head.get("root")) if isinstance(head, dict) else (None, None)
+        )
+        if (
+            isinstance(size, bool)
+            or not isinstance(size, int)
+            or size < 0
+            or not isinstance(root, str)
+            or not re.fullmatch(r"[0-9a-f]{64}", root)
+        ):
+            raise ValidationError(f"{path}: the head recorded for {origin!r} is malformed")
+        out[origin] = (size, bytes.fromhex(root))
+    return out
+
+
+def write_signer_state(path: Path, heads: dict[str, tuple[int, bytes]]) -> None:
+    """Atomically record the last signed head of every log (file mode 0600)."""
+    document = {
+        "format": STATE_FORMAT,
+        "heads": {o: {"size": n, "root": r.hex()} for o, (n, r) in sorted(heads.items())},
+    }
+    atomic_write_bytes(path, canonical_json(document) + b"\n", mode=0o600)

@@ -8,6 +8,8 @@ Storage design (one SQLite file, WAL journal, ``synchronous=FULL``, no server):
   leaves starting at ``idx * 2**level``, ``level >= 1``), written when its last leaf is
   appended. That is ``n - popcount(n)`` rows for ``n`` entries (about one per entry), and an
   append writes one node on average (at most ``log2 n``).
+- ``batch_leaves(entry, idx, data)``: the leaves of each ``batch`` entry (kept beside the
+  tree: the entry holds only their Merkle root, so a batch of many records is one append).
 - ``checkpoints``: every signed checkpoint the ledger issued; ``meta``: format, origin, size.
 - ``contribution_rows(entry, position, digest)``: the sorted row digests of each
   ``contribution`` entry (:mod:`~openattrib.ledger.registry`), committed to by its
@@ -26,19 +28,27 @@ from __future__ import annotations
 import os
 import secrets
 import sqlite3
-from collections.abc import Callable, Iterator
+import tempfile
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from .._io import canonical_json
 from ..errors import LedgerError, ValidationError
 from . import merkle, registry
 from .audit import LedgerReport, audit
 from .checkpoint import Checkpoint
-from .keys import load_signing_key
-from .proofs import ConsistencyProof, InclusionProof
-from .records import LedgerEntry, allocation_record, check_source, run_record
+from .keys import load_signing_key, read_signer_state, signer_state_path, write_signer_state
+from .proofs import BatchProof, ConsistencyProof, InclusionProof
+from .records import (
+    LedgerEntry,
+    allocation_record,
+    batch_record,
+    check_derivable,
+    run_record,
+)
 from .registry import ContributionRegistry
 
 __all__ = ["Ledger", "LedgerEntry"]
@@ -51,12 +61,54 @@ CREATE TABLE IF NOT EXISTS entries (idx INTEGER PRIMARY KEY, data BLOB NOT NULL,
                                     leaf_hash BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS nodes (level INTEGER NOT NULL, idx INTEGER NOT NULL,
                                   hash BLOB NOT NULL, PRIMARY KEY (level, idx)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS batch_leaves (entry INTEGER NOT NULL, idx INTEGER NOT NULL,
+                                         data BLOB NOT NULL, PRIMARY KEY (entry, idx)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS checkpoints (id INTEGER PRIMARY KEY, size INTEGER NOT NULL,
                                         root BLOB NOT NULL, origin TEXT NOT NULL,
                                         text TEXT NOT NULL);
 """
 _SCHEMA += registry.SCHEMA
-_APPEND_ONLY = ("entries", "nodes", "checkpoints", "contribution_rows")
+_APPEND_ONLY = ("entries", "nodes", "checkpoints", "batch_leaves", "contribution_rows")
+
+
+def _blob(value: Any, what: str, path: Path) -> bytes:
+    """A stored BLOB cell; any other type means the file was damaged or edited."""
+    if not isinstance(value, bytes):
+        raise LedgerError(
+            f"{what} in {path} is stored as {type(value).__name__}, not as bytes: the file is "
+            "damaged or was edited; run `openattrib ledger verify` and restore it from a backup"
+        )
+    return value
+
+
+def _connect_read_only(path: Path, busy_timeout: float) -> sqlite3.Connection:
+    """Open ``path`` without ever writing to it (or to its folder, when that is read-only).
+
+    ``mode=ro`` is tried first. Reading a WAL database needs its ``-shm`` index, which SQLite
+    cannot create in a read-only folder; there nobody can write either (a writer needs the
+    same files), so the file is opened ``immutable``.
+    """
+    uri = "file:" + quote(str(path.resolve())) + "?mode=ro"
+    connection = sqlite3.connect(uri, uri=True, timeout=busy_timeout, isolation_level=None)
+    try:
+        connection.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+        return connection
+    except sqlite3.OperationalError:
+        connection.close()
+        if not _folder_is_read_only(path.parent):
+            raise
+    return sqlite3.connect(uri + "&immutable=1", uri=True, isolation_level=None)
+
+
+def _folder_is_read_only(folder: Path) -> bool:
+    """True when no file can be created in ``folder`` (tried, since root ignores modes)."""
+    try:
+        handle, name = tempfile.mkstemp(dir=folder, prefix=".openattrib-probe-")
+    except OSError:
+        return True
+    os.close(handle)
+    os.unlink(name)
+    return False
 
 
 class Ledger(ContributionRegistry):
@@ -90,19 +142,36 @@ class Ledger(ContributionRegistry):
         origin: str | None = None,
         create: bool = True,
         busy_timeout: float = 60.0,
+        read_only: bool = False,
     ) -> None:
         self.path = Path(path)
+        self.read_only = bool(read_only)
+        if self.path.is_dir():
+            raise LedgerError(f"ledger path {str(self.path)!r} is a directory, not a ledger file")
         if not self.path.exists():
-            if not create:
+            if not create or self.read_only:
                 raise LedgerError(f"ledger file not found: {self.path}")
             self.path.parent.mkdir(parents=True, exist_ok=True)
+        elif self.path.stat().st_size == 0:
+            raise LedgerError(
+                f"{self.path} is empty (0 bytes), so it is not a ledger (a ledger file is never "
+                "empty); restore it from a backup, or delete it to start a new ledger"
+            )
         self._closed = False
-        self._connection = sqlite3.connect(self.path, timeout=busy_timeout, isolation_level=None)
         try:
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
+            self._connection = (
+                _connect_read_only(self.path, busy_timeout)
+                if self.read_only
+                else sqlite3.connect(self.path, timeout=busy_timeout, isolation_level=None)
+            )
+        except sqlite3.Error as exc:
+            raise LedgerError(f"cannot open the ledger {self.path}: {exc}") from None
+        try:
+            if not self.read_only:
+                self._db.execute("PRAGMA journal_mode=WAL")
+                self._db.execute("PRAGMA synchronous=FULL")
             self._db.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
-            self._origin = self._initialise(origin)
+            self._origin = self._read_meta(origin) if self.read_only else self._initialise(origin)
         except sqlite3.DatabaseError as exc:
             self._db.close()
             raise LedgerError(f"{self.path} is not a usable openattrib ledger: {exc}") from None
@@ -137,16 +206,33 @@ class Ledger(ContributionRegistry):
                     [("format", FORMAT), ("origin", stored), ("size", "0")],
                 )
                 return stored
-            if meta.get("format") != FORMAT:
-                raise LedgerError(
-                    f"{self.path} has ledger format {meta.get('format')!r}, expected {FORMAT!r}"
-                )
-            if origin is not None and origin != meta["origin"]:
-                raise LedgerError(
-                    f"{self.path} is the log {meta['origin']!r}, not {origin!r}; "
-                    "open it without origin= or with its own origin"
-                )
-            return meta["origin"]
+            return self._check_meta(meta, origin)
+
+    def _read_meta(self, origin: str | None) -> str:
+        """Check the metadata of an existing ledger without writing anything."""
+        tables = {r[0] for r in self._db.execute("SELECT name FROM sqlite_master")}
+        missing = {"meta", "entries", "nodes", "checkpoints"} - tables
+        if missing:
+            raise LedgerError(
+                f"{self.path} is not an openattrib ledger (no {', '.join(sorted(missing))} table)"
+            )
+        meta = dict(self._db.execute("SELECT key, value FROM meta"))
+        return self._check_meta(meta, origin)
+
+    def _check_meta(self, meta: dict[Any, Any], origin: str | None) -> str:
+        if meta.get("format") != FORMAT:
+            raise LedgerError(
+                f"{self.path} has ledger format {meta.get('format')!r}, expected {FORMAT!r}"
+            )
+        stored = meta.get("origin")
+        if not isinstance(stored, str) or not stored:
+            raise LedgerError(f"{self.path} is damaged: its origin is {stored!r}, not a name")
+        if origin is not None and origin != stored:
+            raise LedgerError(
+                f"{self.path} is the log {stored!r}, not {origin!r}; "
+                "open it without origin= or with its own origin"
+            )
+        return stored
 
     @property
     def _db(self) -> sqlite3.Connection:
@@ -159,6 +245,8 @@ class Ledger(ContributionRegistry):
 
     @contextmanager
     def _write(self) -> Iterator[None]:
+        if self.read_only:
+            raise LedgerError(f"the ledger {self.path} was opened read-only; it cannot be changed")
         self._db.execute("BEGIN IMMEDIATE")
         try:
             yield
@@ -194,7 +282,7 @@ class Ledger(ContributionRegistry):
                 f"tree node (level {level}, index {index}) is missing from {self.path}; "
                 "the file is damaged -- run Ledger.verify()"
             )
-        return found[0]
+        return _blob(found[0], f"tree node ({level}, {index})", self.path)
 
     def _check_size(self, size: int | None, what: str = "size") -> int:
         current = self._count()
@@ -219,12 +307,11 @@ class Ledger(ContributionRegistry):
         out = []
         with self._write():
             size = self._count()
-            recorded = int(
-                self._db.execute("SELECT value FROM meta WHERE key='size'").fetchone()[0]
-            )
-            if recorded != size:
+            recorded = self._db.execute("SELECT value FROM meta WHERE key='size'").fetchone()
+            if recorded is None or str(recorded[0]) != str(size):
                 raise LedgerError(
-                    f"{self.path} is damaged: it records {recorded} entries but holds {size}; "
+                    f"{self.path} is damaged: it records {recorded and recorded[0]!r} entries "
+                    f"but holds {size}; "
                     "run Ledger.verify() and restore it from a backup"
                 )
             fresh: dict[tuple[int, int], bytes] = {}
@@ -272,12 +359,17 @@ class Ledger(ContributionRegistry):
         builders = [lambda index: dict(run)]
         if allocation is not None:
             alloc = allocation_record(allocation, run=None)
-            check_source(alloc, run)
+            check_derivable(allocation, run)
             builders.append(lambda index: {**alloc, "run": index - 1})
         return self._append(builders)[0]
 
     def append_allocation(self, allocation: Any, run: int | None = None) -> LedgerEntry:
-        """Record an allocation, linked to the run entry at index ``run`` when given."""
+        """Record an allocation, linked to the run entry at index ``run`` when given.
+
+        A linked allocation must be derivable from the run: its values must be the run's
+        (they reproduce the run's ``result_hash``) and recomputing it with its recorded
+        policy and parameters must give it exactly; anything else is refused.
+        """
         record = allocation_record(allocation, run=run)
 
         def build(index: int) -> dict[str, Any]:
@@ -287,10 +379,77 @@ class Ledger(ContributionRegistry):
                 linked = self.entry(run).record
                 if linked["kind"] != "run":
                     raise ValidationError(f"entry {run} is not an attribution run")
-                check_source(record, linked)
+                check_derivable(allocation, linked)
             return dict(record)
 
         return self._append([build])[0]
+
+    def append_batch(
+        self, leaves: Sequence[bytes], *, context: Mapping[str, Any] | None = None
+    ) -> LedgerEntry:
+        """Record many leaves (e.g. one canonical record per inference) with one append.
+
+        The entry holds the leaves' RFC 6962 Merkle root, their number and ``context``; the
+        leaves are stored beside the log, so :meth:`batch_proof` can prove any one of them.
+
+        Examples
+        --------
+        >>> import tempfile, pathlib
+        >>> from openattrib import ledger
+        >>> with Ledger(pathlib.Path(tempfile.mkdtemp()) / "l.sqlite") as led:
+        ...     entry = led.append_batch([b"first", b"second", b"third"])
+        ...     proof = led.batch_proof(entry.index, 1)
+        ...     ledger.verify_batch_inclusion(proof, led.checkpoint(), b"second")
+        True
+        """
+        data = []
+        for i, leaf in enumerate(leaves):
+            if not isinstance(leaf, (bytes, bytearray)):
+                raise ValidationError(f"batch leaf {i} must be bytes, got {type(leaf).__name__}")
+            data.append(bytes(leaf))
+        if not data:
+            raise ValidationError("a batch needs at least one leaf")
+        record = batch_record(merkle.root(data), len(data), context)
+
+        def build(index: int) -> dict[str, Any]:
+            self._db.executemany(
+                "INSERT INTO batch_leaves(entry, idx, data) VALUES (?, ?, ?)",
+                [(index, i, leaf) for i, leaf in enumerate(data)],
+            )
+            return dict(record)
+
+        return self._append([build])[0]
+
+    def batch_leaves(self, index: int) -> list[bytes]:
+        """The leaves of the batch entry at ``index``, checked against its recorded root."""
+        record = self.entry(index).record
+        if record["kind"] != "batch":
+            raise ValidationError(f"entry {index} is a {record['kind']!r} entry, not a batch")
+        rows = self._db.execute(
+            "SELECT data FROM batch_leaves WHERE entry = ? ORDER BY idx", (index,)
+        ).fetchall()
+        leaves = [bytes(r[0]) for r in rows]
+        if len(leaves) != record["size"] or merkle.root(leaves).hex() != record["root"]:
+            raise LedgerError(
+                f"the stored leaves of batch entry {index} do not match its recorded root; "
+                "the file is damaged -- run Ledger.verify()"
+            )
+        return leaves
+
+    def batch_proof(self, index: int, leaf: int, size: int | None = None) -> BatchProof:
+        """Proof that leaf ``leaf`` of the batch entry ``index`` is in the log (of ``size``)."""
+        with self._read():
+            leaves = self.batch_leaves(index)
+            if isinstance(leaf, bool) or not isinstance(leaf, int) or not 0 <= leaf < len(leaves):
+                raise ValidationError(f"leaf must be an int in 0..{len(leaves) - 1}, got {leaf!r}")
+            entry = self.entry(index)
+            return BatchProof(
+                leaf,
+                len(leaves),
+                tuple(merkle.inclusion_proof(leaves, leaf)),
+                self.inclusion_proof(index, size),
+                entry.data,
+            )
 
     # --------------------------------------------------------------------- read
     @property
@@ -317,14 +476,22 @@ class Ledger(ContributionRegistry):
             ).fetchone()
         if row is None:
             raise LedgerError(f"entry {index} is missing from {self.path}; run Ledger.verify()")
-        return LedgerEntry(index, bytes(row[1]), bytes(row[0]))
+        return LedgerEntry(
+            index,
+            _blob(row[1], f"leaf hash of entry {index}", self.path),
+            _blob(row[0], f"entry {index}", self.path),
+        )
 
     def entries(self, start: int = 0, end: int | None = None) -> Iterator[LedgerEntry]:
         """Iterate over stored entries ``start <= index < end`` (streamed, not all in memory)."""
         stop = self.size if end is None else end
         query = "SELECT idx, data, leaf_hash FROM entries WHERE idx >= ? AND idx < ? ORDER BY idx"
         for idx, data, leaf in self._db.execute(query, (start, stop)):
-            yield LedgerEntry(idx, bytes(leaf), bytes(data))
+            yield LedgerEntry(
+                idx,
+                _blob(leaf, f"leaf hash of entry {idx}", self.path),
+                _blob(data, f"entry {idx}", self.path),
+            )
 
     def kinds(self) -> dict[str, int]:
         """Number of entries of each kind (``{"run": 3, "allocation": 2}``)."""
@@ -332,7 +499,7 @@ class Ledger(ContributionRegistry):
             rows = self._db.execute(
                 "SELECT json_extract(CAST(data AS TEXT), '$.kind'), COUNT(*) FROM entries GROUP BY 1"
             ).fetchall()
-        except sqlite3.OperationalError:  # pragma: no cover - SQLite without JSON functions
+        except sqlite3.OperationalError:  # damaged entries, or SQLite without JSON functions
             counts: dict[str, int] = {}
             for entry in self.entries():
                 counts[entry.kind] = counts.get(entry.kind, 0) + 1
@@ -377,13 +544,23 @@ class Ledger(ContributionRegistry):
 
     # --------------------------------------------------------------- checkpoints
     def checkpoint(
-        self, key: Any = None, *, origin: str | None = None, key_name: str | None = None
+        self,
+        key: Any = None,
+        *,
+        origin: str | None = None,
+        key_name: str | None = None,
+        state: str | os.PathLike | None = None,
     ) -> Checkpoint:
         """The current tree head; signed (Ed25519) and recorded when ``key`` is given.
 
-        Before signing, the new head is proven consistent with the last checkpoint this
-        ledger signed; a log must never sign two inconsistent heads (c2sp.org/tlog-checkpoint).
-        ``key`` is an Ed25519 private key or a path to its PEM file.
+        A log must never sign two inconsistent heads (c2sp.org/tlog-checkpoint). Before
+        signing, the whole ledger is verified (every leaf and tree node recomputed from the
+        entries, every stored checkpoint compared), and the new head must be a consistent
+        extension of the last head *this key* signed. That last head is kept where the signer
+        controls it: the ``state`` file (default: the key file's path plus ``.state`` when
+        ``key`` is a path), so an attacker who rewrites the ledger consistently and deletes
+        its stored checkpoints still cannot get a conflicting head signed. Without a state
+        file (a key object and no ``state=``) only the ledger's own checkpoints are checked.
         """
         origin = origin or self.origin
         if key is None:
@@ -391,36 +568,49 @@ class Ledger(ContributionRegistry):
                 size = self._count()
                 return Checkpoint(origin, size, merkle.tree_root(self._perfect, size))
         signing_key = load_signing_key(key)
+        state_path = signer_state_path(key, state)
         with self._write():
-            size = self._count()
-            root = merkle.tree_root(self._perfect, size)
+            report = audit(self._db, progress=False)
+            if not report.ok:
+                raise LedgerError(f"refusing to sign: {report.summary()}")
+            size, root = report.size, report.root
+            heads = read_signer_state(state_path) if state_path is not None else {}
             last = self._db.execute(
                 "SELECT size, root FROM checkpoints ORDER BY id DESC LIMIT 1"
             ).fetchone()
-            if last is not None:
-                old_size, old_root = last[0], bytes(last[1])
-                if old_size > size or not merkle.verify_consistency(
-                    old_size,
-                    size,
-                    old_root,
-                    root,
-                    merkle.tree_consistency_proof(self._perfect, old_size, size),
-                ):
+            previous = (
+                [(int(last[0]), bytes(last[1]), "the ledger's last checkpoint")] if last else []
+            )
+            if origin in heads:
+                previous.append((*heads[origin], f"the signer state {state_path}"))
+            for old_size, old_root, where in previous:
+                # every stored node was just recomputed from the entries, so roots are trusted
+                if old_size > size or merkle.tree_root(self._perfect, old_size) != old_root:
                     raise LedgerError(
-                        f"refusing to sign: the log (size {size}) is not consistent with the "
-                        f"checkpoint it signed at size {old_size}; run Ledger.verify()"
+                        f"refusing to sign: the log (size {size}) is not a consistent extension "
+                        f"of the head signed at size {old_size} (recorded in {where}); the "
+                        "history was rewritten -- run Ledger.verify()"
                     )
             cp = Checkpoint(origin, size, root).sign(signing_key, key_name)
             self._db.execute(
                 "INSERT INTO checkpoints(size, root, origin, text) VALUES (?, ?, ?, ?)",
                 (size, root, origin, cp.text),
             )
+            if state_path is not None:  # before COMMIT: a failed write signs nothing
+                heads[origin] = (size, root)
+                write_signer_state(state_path, heads)
         return cp
 
     def checkpoints(self) -> list[Checkpoint]:
         """Every checkpoint this ledger signed, oldest first."""
-        rows = self._db.execute("SELECT text FROM checkpoints ORDER BY id").fetchall()
-        return [Checkpoint.parse(text) for (text,) in rows]
+        rows = self._db.execute("SELECT id, text FROM checkpoints ORDER BY id").fetchall()
+        for cp_id, text in rows:
+            if not isinstance(text, str):
+                raise LedgerError(
+                    f"stored checkpoint #{cp_id} in {self.path} is a {type(text).__name__}, not "
+                    "text: the file is damaged; run `openattrib ledger verify`"
+                )
+        return [Checkpoint.parse(text) for _, text in rows]
 
     # ------------------------------------------------------------------- verify
     def verify(self, *, public_key: Any = None, progress: bool = True) -> LedgerReport:

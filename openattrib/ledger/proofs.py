@@ -17,10 +17,12 @@ from . import merkle
 from .merkle import check_hash, check_size
 
 __all__ = [
+    "BatchProof",
     "InclusionProof",
     "ConsistencyProof",
     "verify_inclusion",
     "verify_checkpoint_consistency",
+    "verify_batch_inclusion",
 ]
 
 
@@ -102,6 +104,79 @@ class ConsistencyProof:
             if isinstance(exc, VerificationError):
                 raise
             raise VerificationError(f"malformed consistency proof: {exc!r}") from None
+
+
+@dataclass(frozen=True)
+class BatchProof:
+    """Proof that one leaf is leaf ``leaf_index`` of the batch recorded in ledger entry
+    ``entry.index``: the leaf's RFC 6962 path to the batch root (``path``, ``batch_size``
+    leaves) and the batch entry's inclusion proof in the log (``entry``, with the entry's
+    bytes ``entry_data``, which hold the root)."""
+
+    leaf_index: int
+    batch_size: int
+    path: tuple[bytes, ...]
+    entry: InclusionProof
+    entry_data: bytes
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able form (hashes as hex, the entry bytes as UTF-8 text)."""
+        return {
+            "type": "openattrib-batch-inclusion",
+            "leaf_index": self.leaf_index,
+            "batch_size": self.batch_size,
+            "path": [h.hex() for h in self.path],
+            "entry": self.entry.to_dict(),
+            "entry_data": self.entry_data.decode("utf-8"),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> BatchProof:
+        """Inverse of :meth:`to_dict`; raises :class:`VerificationError` on bad fields."""
+        try:
+            return cls(
+                leaf_index=check_size(data["leaf_index"], "leaf_index"),
+                batch_size=check_size(data["batch_size"], "batch_size"),
+                path=tuple(bytes.fromhex(h) for h in data["path"]),
+                entry=InclusionProof.from_dict(data["entry"]),
+                entry_data=str(data["entry_data"]).encode("utf-8"),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            if isinstance(exc, VerificationError):
+                raise
+            raise VerificationError(f"malformed batch proof: {exc!r}") from None
+
+
+def verify_batch_inclusion(proof: Any, checkpoint: Any, data: bytes) -> bool:
+    """True when ``data`` is leaf ``proof.leaf_index`` of a batch entry of the log
+    committed to by ``checkpoint``.
+
+    Checks the batch entry is in the log (its bytes hash to the proven leaf), that it is a
+    batch of ``proof.batch_size`` leaves, and that ``data`` hashes up to its root.
+    """
+    import json
+
+    if not isinstance(proof, BatchProof):
+        raise ValidationError(
+            f"proof must be a BatchProof (from Ledger.batch_proof), got {type(proof).__name__}"
+        )
+    if not verify_inclusion(proof.entry, checkpoint, proof.entry_data):
+        return False
+    try:
+        record = json.loads(proof.entry_data.decode("utf-8"))
+        root = bytes.fromhex(record["root"])
+        size = record["size"]
+        kind = record["kind"]
+    except (UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
+        raise VerificationError(f"the proven entry is not a batch record ({exc!r})") from None
+    if kind != "batch" or size != proof.batch_size:
+        raise VerificationError(
+            f"the proven entry is a {kind!r} record of size {size!r}, not a batch of "
+            f"{proof.batch_size} leaves"
+        )
+    return merkle.verify_inclusion(
+        merkle.leaf_hash(data), proof.leaf_index, proof.batch_size, list(proof.path), root
+    )
 
 
 def verify_checkpoint_consistency(old: Any, new: Any, proof: Any) -> bool:

@@ -7,7 +7,9 @@ detected. Token amounts are written as decimal strings so that readers in langua
 
 ``run`` records hold everything needed to reproduce a result: the method, its parameters, the
 seed, the full provenance dict (dataset content hash, model, scorer, versions, ...) and the
-result's hash. ``allocation`` records hold the payout (contributor -> amount), the pool, the
+result's hash. ``batch`` records hold the RFC 6962 Merkle root of many leaves kept beside the
+log (for example one record per paid inference), their number and a free-form ``context``
+naming what the leaves are. ``allocation`` records hold the payout (contributor -> amount), the pool, the
 policy, the allocation's hash, the index of the run it came from and (``source``) that run's
 result hash when the allocation knows it. ``contribution`` records register what a
 contributor submitted without the data: the contributor, the number of rows and the RFC 6962
@@ -36,11 +38,12 @@ __all__ = [
     "run_record",
     "allocation_record",
     "contribution_record",
+    "batch_record",
     "parse_entry",
 ]
 
 SCHEMA = 1
-KINDS = ("run", "allocation", "contribution")
+KINDS = ("run", "allocation", "batch", "contribution")
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
 
@@ -52,6 +55,10 @@ def _result_hash(obj: Any, what: str) -> str:
             f"got {value!r}"
         )
     return value
+
+
+def _counts(counts: Any) -> list[int] | None:
+    return None if counts is None else [int(c) for c in counts]
 
 
 def run_record(attribution: Any) -> dict[str, Any]:
@@ -82,6 +89,8 @@ def run_record(attribution: Any) -> dict[str, Any]:
         "seed": seed,
         "provenance": provenance,
         "result_hash": result_hash,
+        "level": getattr(attribution, "level", None),
+        "counts": _counts(getattr(attribution, "counts", None)),
         "dataset_hash": provenance.get("dataset_hash"),
         "estimator": provenance.get("model", provenance.get("estimator")),
         "package_version": provenance.get("package_version") or package_version(),
@@ -161,6 +170,22 @@ def contribution_record(contributor: str, digests: list[bytes]) -> dict[str, Any
     }
 
 
+def batch_record(root: bytes, size: int, context: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The ledger record of a batch of ``size`` leaves whose Merkle root is ``root``."""
+    if not isinstance(root, bytes) or len(root) != 32:
+        raise ValidationError("a batch root must be a 32-byte SHA-256 hash")
+    if context is not None and not isinstance(context, Mapping):
+        raise ValidationError(f"batch context must be a dict, got {type(context).__name__}")
+    return {
+        "kind": "batch",
+        "schema": SCHEMA,
+        "root": root.hex(),
+        "size": int(size),
+        "context": dict(context or {}),
+        "recorded_by": f"openattrib {package_version()}",
+    }
+
+
 def parse_entry(data: bytes, index: int) -> dict[str, Any]:
     """Decode stored entry bytes and check they are a canonical record for position ``index``.
 
@@ -198,6 +223,68 @@ def check_source(allocation_record: dict[str, Any], run: dict[str, Any]) -> None
             f"the allocation was computed from result {source[:12]}..., but run entry "
             f"{run.get('index', '(new)')} holds result {str(run.get('result_hash'))[:12]}...; "
             "link it to the run it came from"
+        )
+
+
+def check_derivable(allocation: Any, run: dict[str, Any]) -> None:
+    """Refuse to link an allocation that does not follow from the run record ``run``.
+
+    The allocation's values (and standard errors) must be the run's: together with the run's
+    recorded level, counts, method, parameters, seed and dataset hash they must give the
+    run's ``result_hash``. Then :func:`~openattrib.rewards.allocate` is run again on them
+    with the allocation's recorded policy and parameters (``allocation.recompute``; the
+    ledger does not import the rewards package), and every field of the result
+    (shares, amounts, status, grid, parameters) must equal the allocation's.
+    """
+    from ..result import Attribution
+
+    where = f"run entry {run['index']}" if "index" in run else "the run appended with it"
+    check_source({"source": getattr(allocation, "source", None)}, run)
+    if not callable(getattr(allocation, "recompute", None)):
+        raise UnsupportedError(
+            f"linking an allocation to a run needs an openattrib Allocation (its values and "
+            f"policy are recomputed from the run), got {type(allocation).__name__}"
+        )
+    if run.get("level") is None:
+        raise ValidationError(
+            f"{where} does not record its result's level and counts (an older ledger, or not "
+            "an openattrib Attribution), so an allocation cannot be checked against it; "
+            "append the allocation without linking it to a run"
+        )
+    try:
+        candidate = Attribution(
+            list(allocation.values.values()),
+            allocation.names,
+            stderr=None if allocation.stderr is None else list(allocation.stderr.values()),
+            counts=run.get("counts"),
+            method=run.get("method", "unknown"),
+            parameters=run.get("parameters"),
+            seed=run.get("seed"),
+            provenance={"dataset_hash": run.get("dataset_hash")},
+            players=run["level"],
+        )
+    except (ValidationError, TypeError, ValueError) as exc:
+        raise ValidationError(f"the allocation's values cannot be {where}'s: {exc}") from None
+    if candidate.result_hash() != run.get("result_hash"):
+        raise ValidationError(
+            f"the allocation's values are not the values of {where} (with the run's level, "
+            "counts, method, parameters and seed they do not give its result_hash); "
+            "allocate from the run's own Attribution"
+        )
+    try:
+        again = allocation.recompute(candidate)
+    except (ValidationError, TypeError, ValueError, ZeroDivisionError) as exc:
+        raise ValidationError(
+            f"the allocation cannot be recomputed from {where} with its recorded policy "
+            f"{allocation.policy!r} and parameters: {exc}"
+        ) from None
+    mine, theirs = allocation.to_dict(), again.to_dict()
+    differ = [k for k in mine if k not in ("source", "method") and mine[k] != theirs[k]]
+    if differ:
+        raise ValidationError(
+            f"the allocation differs from the one {where} gives under its recorded policy "
+            f"{allocation.policy!r} and parameters (field(s) {', '.join(differ)}); it cannot "
+            "be linked to that run"
         )
 
 

@@ -5,7 +5,9 @@ The payout path, every step exact and stated in the result:
 1. **Policy** (see :mod:`openattrib.rewards.policies`): each value becomes a non-negative
    rational weight ``w_i`` (the float is read as the exact binary64 number it stands for).
 2. **Fixed-point grid.** The exact shares ``w_i / sum(w)`` are rounded half-to-even onto the
-   grid ``10**-decimals``: ``q_i = round(w_i * 10**decimals / sum(w))``, Python integers.
+   grid ``10**-share_digits``: ``q_i = round(w_i * 10**share_digits / sum(w))``, Python
+   integers. The grid is never coarser than one base unit of the pool (a coarser one is
+   refused), so the payout follows the values, not the grid.
    Normalising before rounding makes the payout independent of the scale of the values, and
    publishing ``q_i`` lets anyone recompute the amounts with integer arithmetic alone.
 3. **Apportionment** (see :mod:`openattrib.rewards.apportion`): minimum payout, cap, then the
@@ -16,36 +18,46 @@ The payout path, every step exact and stated in the result:
 from __future__ import annotations
 
 import hashlib
+import math
+import re
+import warnings
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from .._ids import check_ids
 from .._io import atomic_write_bytes, canonical_json, read_json
+from .._vocab import deprecated_keywords
 from ..errors import ValidationError, VerificationError
 from .apportion import apportion, quantise_shares
 from .explain import Explanation, explain_payout
 from .policies import (
+    MAX_SHARE_DIGITS,
     POLICIES,
     check_cap,
     check_int,
     check_pool,
     coerce_values,
     policy_weights,
+    share_digits_for,
 )
 
 __all__ = ["allocate", "Allocation", "FORMAT"]
 
 FORMAT = "openattrib.allocation/1"
-MAX_DECIMALS = 100
+#: Policy of settlements made by :meth:`Allocation.from_amounts` (amounts are their own weights).
+ACCRUED = "accrued"
+_STATUSES = ("paid", "capped", "below_min_payout", "not_positive", "rounded_to_zero")
 
 
+@deprecated_keywords(decimals="share_digits")
 def allocate(
     values: Any,
     pool: int,
     *,
-    decimals: int = 18,
+    share_digits: int | None = None,
     policy: str = "proportional",
     min_payout: int = 0,
     cap: Any = None,
@@ -62,10 +74,14 @@ def allocate(
     pool : int
         Amount to pay, in integer base units (for an 18-decimal token, ``10**21`` is 1000
         tokens). The amounts always sum to exactly ``pool``.
-    decimals : int, default 18
-        Digits of the fixed-point grid on which shares are stated: ``q_i`` is the share of
-        contributor i in units of ``10**-decimals``. With ``pool > 10**decimals`` payouts are
-        proportional to shares resolved to ``10**-decimals`` of the pool.
+    share_digits : int, optional
+        Precision of the share grid: ``q_i`` is the share of contributor i in units of
+        ``10**-share_digits`` (this is *not* a token's ERC-20 ``decimals``). The default
+        (at least 18, more for large pools) is fine enough that the amounts are the
+        largest-remainder apportionment of the exact shares (see
+        :func:`~openattrib.rewards.policies.share_digits_for`). A grid coarser than one base
+        unit of the pool (``10**share_digits < pool``) is refused: the payout would depend on
+        the grid rather than on the values.
     policy : {"proportional", "efficient", "uncertainty_aware"}
         How values become weights; see :mod:`openattrib.rewards.policies`.
     min_payout : int, default 0
@@ -78,7 +94,6 @@ def allocate(
         Width of the lower confidence bound for ``policy="uncertainty_aware"``.
     stderr : array-like, Series or dict, optional
         Standard errors (default: the Attribution's ``stderr``).
-
     Returns
     -------
     Allocation
@@ -93,9 +108,7 @@ def allocate(
     """
     names, value_list, stderr_list, source, method = coerce_values(values, stderr)
     pool = check_pool(pool)
-    decimals = check_int("decimals", decimals, 0)
-    if decimals > MAX_DECIMALS:
-        raise ValidationError(f"decimals must be at most {MAX_DECIMALS}, got {decimals}")
+    digits = share_digits_for(pool, share_digits, n=len(names))
     min_payout = check_int("min_payout", min_payout, 0)
     if policy not in POLICIES:
         raise ValidationError(f"unknown policy {policy!r}; valid policies: {', '.join(POLICIES)}")
@@ -109,7 +122,7 @@ def allocate(
             f"cannot allocate: {problem}; there is nothing to pay in proportion to"
         )
     cap_units, cap_text = check_cap(cap, pool)
-    quantised = quantise_shares(weights, decimals)
+    quantised = quantise_shares(weights, digits)
     result = apportion(pool, quantised, names, cap=cap_units, min_payout=min_payout)
     parameters: dict[str, Any] = {"rule": rule, "min_payout": min_payout, "cap": cap_text}
     parameters["cap_units"] = None if cap_units is None else str(cap_units)
@@ -121,7 +134,7 @@ def allocate(
         stderr=stderr_list,
         pool=pool,
         policy=policy,
-        decimals=decimals,
+        share_digits=digits,
         quantised=quantised,
         amounts=result.amounts,
         status=result.status,
@@ -131,11 +144,145 @@ def allocate(
     )
 
 
-def _int_list(raw: Any, name: str) -> list[int]:
-    try:
-        return [int(x) for x in raw]
-    except (TypeError, ValueError):
-        raise VerificationError(f"allocation field {name!r} must hold integers") from None
+_FIELDS = {
+    "format",
+    "names",
+    "values",
+    "stderr",
+    "pool",
+    "policy",
+    "decimals",
+    "quantised",
+    "amounts",
+    "status",
+    "parameters",
+    "source",
+    "method",
+}
+#: Longest decimal integer read from an allocation file (uint256 has 78 digits); bounds the
+#: work before any big arithmetic.
+_MAX_INT_DIGITS = 100
+_HEX64 = re.compile(r"^[0-9a-f]{64}$")
+_UINT = re.compile(r"^(0|[1-9][0-9]*)$")
+
+
+def _bad(message: str) -> VerificationError:
+    return VerificationError(f"malformed allocation record: {message}")
+
+
+def _uint(raw: Any, name: str) -> int:
+    """A non-negative integer written as a decimal string (or a JSON int), bounded in size."""
+    if isinstance(raw, int) and not isinstance(raw, bool) and raw >= 0:
+        raw = str(raw)
+    if not isinstance(raw, str) or len(raw) > _MAX_INT_DIGITS or not _UINT.match(raw):
+        raise _bad(
+            f"{name} must be a non-negative integer of at most {_MAX_INT_DIGITS} digits "
+            f"(a decimal string), got {str(raw)[:40]!r}"
+        )
+    return int(raw)
+
+
+def _uint_list(raw: Any, name: str, n: int) -> list[int]:
+    if not isinstance(raw, list) or len(raw) != n:
+        raise _bad(f"{name} must be a list of {n} integers (one per name)")
+    return [_uint(x, f"{name}[{i}]") for i, x in enumerate(raw)]
+
+
+def _finite_list(raw: Any, name: str, n: int) -> list[float]:
+    if not isinstance(raw, list) or len(raw) != n:
+        raise _bad(f"{name} must be a list of {n} numbers (one per name)")
+    for i, v in enumerate(raw):
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+            raise _bad(f"{name}[{i}] must be a finite number, got {v!r}")
+    return [float(v) for v in raw]
+
+
+def _parse_fields(data: Any) -> dict[str, Any]:
+    """Constructor arguments from a saved allocation, every field checked (bounded work)."""
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        found = data.get("format") if isinstance(data, dict) else type(data).__name__
+        raise ValidationError(
+            f"not an openattrib allocation (format {found!r}, expected {FORMAT!r})"
+        )
+    unknown = sorted(set(data) - _FIELDS)
+    if unknown:
+        raise _bad(f"unknown field(s) {unknown[:5]}")
+    missing = sorted(
+        {"names", "values", "pool", "policy", "quantised", "amounts", "status"} - set(data)
+    )
+    if missing:
+        raise _bad(f"missing field(s) {missing}")
+    names = data["names"]
+    if not isinstance(names, list) or not all(isinstance(x, str) for x in names):
+        raise _bad("names must be a list of strings")
+    n = len(names)
+    if len(set(names)) != n:
+        dup = next(x for i, x in enumerate(names) if x in names[:i])
+        raise _bad(f"contributor {dup!r} is listed more than once")
+    check_ids(names, "allocation contributor")
+    policy = data["policy"]
+    if policy not in (*POLICIES, ACCRUED):
+        raise _bad(
+            f"unknown policy {str(policy)[:40]!r}; known policies: {', '.join(POLICIES)}, {ACCRUED}"
+        )
+    pool = _uint(data["pool"], "pool")
+    digits = data.get("decimals")
+    if policy == ACCRUED:
+        if digits is not None:
+            raise _bad("a settlement (policy 'accrued') has no share grid: decimals must be null")
+    elif (
+        isinstance(digits, bool)
+        or not isinstance(digits, int)
+        or not 0 <= digits <= MAX_SHARE_DIGITS
+    ):
+        raise _bad(f"decimals (the share grid's digits) must be an int in 0..{MAX_SHARE_DIGITS}")
+    else:
+        try:
+            share_digits_for(pool, digits)
+        except ValidationError as exc:
+            raise _bad(str(exc)) from None
+    stderr = data.get("stderr")
+    status = data["status"]
+    if not isinstance(status, list) or len(status) != n or any(x not in _STATUSES for x in status):
+        raise _bad(f"status must be a list of {n} of {', '.join(_STATUSES)}")
+    parameters = data.get("parameters") or {}
+    if not isinstance(parameters, dict):
+        raise _bad("parameters must be an object")
+    if "min_payout" in parameters:
+        _uint(parameters["min_payout"], "parameters.min_payout")
+    if parameters.get("cap_units") is not None:
+        _uint(parameters["cap_units"], "parameters.cap_units")
+    z = parameters.get("z", 1.96)
+    if isinstance(z, bool) or not isinstance(z, (int, float)) or not (math.isfinite(z) and z >= 0):
+        raise _bad(f"parameters.z must be a finite number >= 0, got {z!r}")
+    source = data.get("source")
+    if source is not None and not (isinstance(source, str) and _HEX64.match(source)):
+        raise _bad("source must be null or the 64-hex-digit result_hash of an attribution")
+    method = data.get("method")
+    if method is not None and not isinstance(method, str):
+        raise _bad("method must be null or a string")
+    return {
+        "names": names,
+        "values": _finite_list(data["values"], "values", n),
+        "stderr": None if stderr is None else _finite_list(stderr, "stderr", n),
+        "pool": pool,
+        "policy": policy,
+        "share_digits": digits,
+        "quantised": _uint_list(data["quantised"], "quantised", n),
+        "amounts": _uint_list(data["amounts"], "amounts", n),
+        "status": status,
+        "parameters": parameters,
+        "source": source,
+        "method": method,
+    }
+
+
+def _relabel(status: list[str], policy: str, weights: list[Fraction]) -> list[str]:
+    """``not_positive`` becomes ``rounded_to_zero`` where the policy weight is positive."""
+    return [
+        "rounded_to_zero" if s == "not_positive" and policy in POLICIES and w > 0 else s
+        for s, w in zip(status, weights, strict=True)
+    ]
 
 
 class Allocation:
@@ -145,9 +292,10 @@ class Allocation:
     ----------
     amounts : dict[str, int]
         Payout per contributor in input order; ``sum(amounts.values()) == pool``.
-    pool, policy, decimals, grid
-        The pool (int), the policy name, the grid digits and the grid spacing
-        ``Fraction(1, 10**decimals)``.
+    pool, policy, share_digits, grid
+        The pool (int), the policy name, the precision of the share grid and its spacing
+        ``Fraction(1, 10**share_digits)`` (``decimals`` is the deprecated old name of
+        ``share_digits``).
     quantised : dict[str, int]
         The share of each contributor on the grid (``q_i``); amounts are the apportionment of
         ``pool`` in proportion to these integers.
@@ -168,7 +316,7 @@ class Allocation:
         stderr: list[float] | None,
         pool: int,
         policy: str,
-        decimals: int | None,
+        share_digits: int | None,
         quantised: list[int],
         amounts: list[int],
         status: list[str],
@@ -181,14 +329,11 @@ class Allocation:
         self._stderr = None if stderr is None else [float(s) for s in stderr]
         self.pool = int(pool)
         self.policy = policy
-        self.decimals = decimals
+        self.share_digits = share_digits
         self._quantised = [int(q) for q in quantised]
         self._amounts = [int(a) for a in amounts]
         self.parameters = dict(parameters or {})
-        self._status = [
-            "rounded_to_zero" if s == "not_positive" and policy in POLICIES and w > 0 else s
-            for s, w in zip(status, self.weights(), strict=True)
-        ]
+        self._status = _relabel(status, policy, self.weights())
         self.source = source
         self.method = method
 
@@ -215,8 +360,19 @@ class Allocation:
 
     @property
     def grid(self) -> Fraction | None:
-        """Spacing of the share grid, ``Fraction(1, 10**decimals)`` (None for settlements)."""
-        return None if self.decimals is None else Fraction(1, 10**self.decimals)
+        """Spacing of the share grid, ``Fraction(1, 10**share_digits)`` (None for settlements)."""
+        return None if self.share_digits is None else Fraction(1, 10**self.share_digits)
+
+    @property
+    def decimals(self) -> int | None:
+        """Deprecated old name of :attr:`share_digits`."""
+        warnings.warn(
+            "Allocation.decimals is deprecated; use Allocation.share_digits (the precision of "
+            "the share grid)",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return self.share_digits
 
     def __len__(self) -> int:
         return len(self.names)
@@ -231,7 +387,7 @@ class Allocation:
         paid = sum(1 for a in self._amounts if a > 0)
         return (
             f"Allocation(policy={self.policy!r}, pool={self.pool}, n={len(self)}, paid={paid}, "
-            f"decimals={self.decimals})"
+            f"share_digits={self.share_digits})"
         )
 
     def weights(self) -> list[Fraction]:
@@ -272,8 +428,8 @@ class Allocation:
             f"<p><b>Allocation</b> &middot; policy <code>{html.escape(self.policy)}</code> &middot; "
             f"pool {self.pool} &middot; {len(self)} contributors"
         )
-        if self.decimals is not None:
-            head += f" &middot; grid 10<sup>-{self.decimals}</sup>"
+        if self.share_digits is not None:
+            head += f" &middot; grid 10<sup>-{self.share_digits}</sup>"
         if self.source:
             head += f" &middot; source <code>{self.source[:12]}</code>"
         head += f" &middot; hash <code>{self.result_hash()[:12]}</code></p>"
@@ -304,7 +460,7 @@ class Allocation:
             "stderr": None if self._stderr is None else list(self._stderr),
             "pool": str(self.pool),
             "policy": self.policy,
-            "decimals": self.decimals,
+            "decimals": self.share_digits,  # the file format's name for share_digits
             "quantised": [str(q) for q in self._quantised],
             "amounts": [str(a) for a in self._amounts],
             "status": list(self._status),
@@ -315,62 +471,89 @@ class Allocation:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], verify: bool = True) -> Allocation:
-        """Inverse of :meth:`to_dict`; recomputes and checks the amounts unless ``verify=False``."""
-        if not isinstance(data, dict) or data.get("format") != FORMAT:
-            found = data.get("format") if isinstance(data, dict) else type(data).__name__
-            raise ValidationError(
-                f"not an openattrib allocation (format {found!r}, expected {FORMAT!r})"
-            )
-        try:
-            allocation = cls(
-                names=data["names"],
-                values=data["values"],
-                stderr=data.get("stderr"),
-                pool=int(data["pool"]),
-                policy=data["policy"],
-                decimals=data.get("decimals"),
-                quantised=_int_list(data["quantised"], "quantised"),
-                amounts=_int_list(data["amounts"], "amounts"),
-                status=data["status"],
-                parameters=data.get("parameters"),
-                source=data.get("source"),
-                method=data.get("method"),
-            )
-        except (KeyError, TypeError, ValueError) as exc:
-            raise VerificationError(f"malformed allocation record: {exc}") from None
+        """Inverse of :meth:`to_dict`; recomputes and checks the amounts unless ``verify=False``.
+
+        Every field is checked before any arithmetic: known fields only, unique names that
+        follow the payee-identity rule, a known policy, a share grid in
+        ``0..MAX_SHARE_DIGITS`` no coarser than one base unit of the pool, integers of at most
+        100 digits, finite values, lists as long as ``names``. Raises
+        :class:`VerificationError` (or :class:`ValidationError` for a file that is not an
+        allocation at all).
+        """
+        allocation = cls(**_parse_fields(data))
         if verify:
             allocation.verify()
         return allocation
 
     def verify(self) -> Allocation:
-        """Recompute the quantised shares and the amounts; raise VerificationError on mismatch."""
+        """Recompute the quantised shares, the amounts and the status; raise on any mismatch."""
         if sum(self._amounts) != self.pool:
             raise VerificationError(
                 f"amounts sum to {sum(self._amounts)}, not to the pool {self.pool}"
             )
         if self.policy in POLICIES:
-            expected_q = quantise_shares(self.weights(), int(self.decimals or 0))
+            expected_q = quantise_shares(self.weights(), int(self.share_digits or 0))
             if expected_q != self._quantised:
                 raise VerificationError(
                     "the quantised shares do not follow from the values under policy "
-                    f"{self.policy!r} and decimals={self.decimals}"
+                    f"{self.policy!r} and share_digits={self.share_digits}"
                 )
+        elif self.policy == ACCRUED:
+            if self._quantised != self._amounts:
+                raise VerificationError("a settlement's quantised shares must equal its amounts")
+        else:
+            raise VerificationError(f"unknown policy {self.policy!r}")
         if self.pool:
-            expected = apportion(
-                self.pool,
-                self._quantised,
-                self.names,
-                cap=self._cap_units(),
-                min_payout=self._min(),
-            ).amounts
-            if expected != self._amounts:
+            try:
+                result = apportion(
+                    self.pool,
+                    self._quantised,
+                    self.names,
+                    cap=self._cap_units(),
+                    min_payout=self._min(),
+                )
+            except ValidationError as exc:
+                raise VerificationError(
+                    f"the recorded allocation cannot be recomputed: {exc}"
+                ) from None
+            if result.amounts != self._amounts:
                 bad = [
-                    n for n, a, b in zip(self.names, expected, self._amounts, strict=True) if a != b
+                    n
+                    for n, a, b in zip(self.names, result.amounts, self._amounts, strict=True)
+                    if a != b
                 ]
                 raise VerificationError(
                     f"amounts of {bad[:5]} do not match the apportionment of the quantised shares"
                 )
+            if _relabel(result.status, self.policy, self.weights()) != self._status:
+                raise VerificationError("the recorded status does not follow from the amounts")
         return self
+
+    def recompute(self, values: Any) -> Allocation:
+        """This allocation made again from ``values`` with its recorded policy and parameters.
+
+        ``values`` is what :func:`allocate` takes (an Attribution, Series or dict); the pool,
+        policy, share grid, minimum payout, cap and ``z`` are this allocation's. Used by the
+        ledger to check that an allocation linked to a run follows from the run's values.
+        """
+        if self.policy not in POLICIES:
+            raise ValidationError(
+                f"an allocation with policy {self.policy!r} is not computed from values, so it "
+                "cannot be recomputed from a run"
+            )
+        cap = self.parameters.get("cap")
+        if cap is not None:
+            cap = str(cap)
+            cap = Fraction(cap[: -len(" of pool")]) if cap.endswith(" of pool") else int(cap)
+        return allocate(
+            values,
+            self.pool,
+            share_digits=self.share_digits,
+            policy=self.policy,
+            min_payout=self._min(),
+            cap=cap,
+            z=self.parameters.get("z", 1.96),
+        )
 
     def result_hash(self) -> str:
         """SHA-256 (hex) of the canonical JSON of :meth:`to_dict` (no times: reproducible)."""
@@ -388,15 +571,20 @@ class Allocation:
 
     @classmethod
     def from_amounts(
-        cls, amounts: dict[str, int], *, policy: str = "accrued", parameters: dict | None = None
+        cls, amounts: dict[str, int], *, policy: str = ACCRUED, parameters: dict | None = None
     ) -> Allocation:
         """An allocation that pays given exact integer amounts (used by ``Accrual.settle``).
 
-        The amounts serve as their own weights (no grid: ``decimals=None``), and the
+        The amounts serve as their own weights (no grid: ``share_digits=None``), and the
         largest-remainder apportionment of their sum in proportion to themselves returns
         them unchanged, so :meth:`verify` holds.
         """
+        if policy != ACCRUED:
+            raise ValidationError(
+                f"from_amounts makes settlements (policy {ACCRUED!r}); got policy {policy!r}"
+            )
         names = [str(n) for n in amounts]
+        check_ids(names, "contributor")
         ints = [
             check_int(f"amount of {n!r}", a, 0)
             for n, a in zip(names, amounts.values(), strict=True)
@@ -408,7 +596,7 @@ class Allocation:
             stderr=None,
             pool=sum(ints),
             policy=policy,
-            decimals=None,
+            share_digits=None,
             quantised=ints,
             amounts=ints,
             status=status,

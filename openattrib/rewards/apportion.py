@@ -40,10 +40,10 @@ def priority_key(name: str, weight: int, remainder: int = 0) -> tuple[int, int, 
     return (-remainder, -weight, name.encode("utf-8"))
 
 
-def quantise_shares(weights: Sequence[Fraction], decimals: int) -> list[int]:
-    """Exact shares ``w_i / sum(w)`` rounded (half to even) onto the grid ``10**-decimals``.
+def quantise_shares(weights: Sequence[Fraction], share_digits: int) -> list[int]:
+    """Exact shares ``w_i / sum(w)`` rounded (half to even) onto the grid ``10**-share_digits``.
 
-    Returns the integers ``q_i = round(w_i * 10**decimals / sum(w))``. Normalising *before*
+    Returns the integers ``q_i = round(w_i * 10**share_digits / sum(w))``. Normalising *before*
     rounding makes the result independent of the scale of the values: multiplying every
     weight by the same positive number leaves every ``q_i`` unchanged.
 
@@ -55,7 +55,7 @@ def quantise_shares(weights: Sequence[Fraction], decimals: int) -> list[int]:
     total = sum(weights, Fraction(0))
     if total <= 0:
         return [0] * len(weights)
-    scale = 10**decimals
+    scale = 10**share_digits
     return [round(w * scale / total) for w in weights]
 
 
@@ -175,7 +175,7 @@ def apportion(
     if not eligible:
         raise ValidationError(
             f"cannot pay a pool of {pool}: no contributor has a positive weight after applying the "
-            "policy and the share grid (all values are zero/negative, or too small for `decimals`)"
+            "policy and the share grid (all values are zero/negative, or too small for the share grid)"
         )
     if cap is not None and cap < min_payout:
         raise ValidationError(

@@ -120,7 +120,7 @@ def explain_payout(allocation: Any, name: str) -> Explanation:
         weight_float=float(weights[i]),
         weight_total_float=float(weight_total),
         share_float=float(weights[i] / weight_total) if weight_total else 0.0,
-        decimals=allocation.decimals,
+        decimals=allocation.share_digits,
         quantised=q,
         quantised_total=sum(quantised),
         status=status,

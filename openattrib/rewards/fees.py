@@ -17,10 +17,11 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
+from .._vocab import deprecated_keywords
 from ..errors import ValidationError, VerificationError
 from .allocation import Allocation
 from .apportion import apportion, largest_remainder, quantise_shares
-from .policies import check_int, coerce_values, policy_weights, to_exact
+from .policies import check_int, coerce_values, policy_weights, share_digits_for, to_exact
 
 __all__ = ["split_fee", "FeeSplit", "Accrual", "CONTRIBUTORS", "PLATFORM"]
 
@@ -97,25 +98,26 @@ def _party_amounts(fee: int, shares: dict[str, Fraction], platform_fee: Fraction
 
 
 def _contributor_amounts(
-    part: int, names: list[str], values: list[float], decimals: int
+    part: int, names: list[str], values: list[float], share_digits: int | None
 ) -> dict[str, int] | None:
     """Proportional split of ``part`` among positive values (None if nobody is positive)."""
     weights, _ = policy_weights("proportional", values, None, 0.0)
     if not any(w > 0 for w in weights):
         return None
-    quantised = quantise_shares(weights, decimals)
+    quantised = quantise_shares(weights, share_digits_for(part, share_digits, n=len(names)))
     if not any(quantised):
         return None
     return dict(zip(names, apportion(part, quantised, names).amounts, strict=True))
 
 
+@deprecated_keywords(decimals="share_digits")
 def split_fee(
     fee: int,
     attribution: Any,
     shares: Mapping[str, Any],
     platform_fee: Any = 0,
     *,
-    decimals: int = 18,
+    share_digits: int | None = None,
     fallback: str | None = None,
 ) -> FeeSplit:
     """Split one inference's ``fee`` among parties and the contributors of this inference.
@@ -134,13 +136,13 @@ def split_fee(
         their shortest repr, so ``0.1`` is one tenth).
     platform_fee : share, default 0
         Fraction of the fee taken by the ``"platform"`` party off the top.
-    decimals : int
-        Share grid of the contributors' split (as in :func:`allocate`).
+    share_digits : int, optional
+        Precision of the share grid of the contributors' split (as in :func:`allocate`;
+        never coarser than one base unit of their part).
     fallback : str, optional
         Party that receives the contributors' part when no contributor has a positive
         attribution (default: the first party other than ``"contributors"``, or the
         platform).
-
     The parties' exact entitlements are ``fee * platform_fee`` and
     ``fee * (1 - platform_fee) * share``; one largest-remainder apportionment turns them into
     integers (each is the floor or ceiling of its entitlement) that add up to ``fee``.
@@ -154,9 +156,14 @@ def split_fee(
     """
     exact_shares, fee_fraction = check_shares(shares, platform_fee)
     fee = check_int("fee", fee, 0)
-    decimals = check_int("decimals", decimals, 0)
+    share_digits = _digits_option(share_digits)
     names, values, _, _, _ = coerce_values(attribution)
-    return _split(fee, names, values, exact_shares, fee_fraction, decimals, fallback)
+    return _split(fee, names, values, exact_shares, fee_fraction, share_digits, fallback)
+
+
+def _digits_option(share_digits: Any) -> int | None:
+    """Check ``share_digits`` once, before any fee arrives (``None``: the default grid)."""
+    return None if share_digits is None else share_digits_for(0, share_digits)
 
 
 def _fallback_party(
@@ -180,12 +187,12 @@ def _split(
     values: list[float],
     shares: dict[str, Fraction],
     platform_fee: Fraction,
-    decimals: int,
+    share_digits: int | None,
     fallback: str | None,
 ) -> FeeSplit:
     parties = _party_amounts(fee, shares, platform_fee)
     part = parties[CONTRIBUTORS]
-    contributors = _contributor_amounts(part, names, values, decimals)
+    contributors = _contributor_amounts(part, names, values, share_digits)
     redirected = None
     if contributors is None:
         contributors = dict.fromkeys(names, 0)
@@ -201,8 +208,9 @@ class Accrual:
 
     Parameters
     ----------
-    shares, platform_fee, decimals, fallback
-        As in :func:`split_fee`, fixed for the life of the accrual.
+    shares, platform_fee, share_digits, fallback
+        As in :func:`split_fee`, fixed for the life of the accrual (``decimals`` is the
+        deprecated old name of ``share_digits``).
 
     Examples
     --------
@@ -216,16 +224,17 @@ class Accrual:
     ({'a': 19, 'b': 45}, 64)
     """
 
+    @deprecated_keywords(decimals="share_digits")
     def __init__(
         self,
         shares: Mapping[str, Any],
         platform_fee: Any = 0,
         *,
-        decimals: int = 18,
+        share_digits: int | None = None,
         fallback: str | None = None,
     ) -> None:
         self._shares, self._platform_fee = check_shares(shares, platform_fee)
-        self.decimals = check_int("decimals", decimals, 0)
+        self.share_digits = _digits_option(share_digits)
         self.fallback = _fallback_party(self._shares, self._platform_fee, fallback)
         self.settlements: list[dict[str, Any]] = []
         self.total_collected = 0
@@ -243,7 +252,7 @@ class Accrual:
         fee = check_int("fee", fee, 0)
         names, values, _, _, _ = coerce_values(attribution)
         split = _split(
-            fee, names, values, self._shares, self._platform_fee, self.decimals, self.fallback
+            fee, names, values, self._shares, self._platform_fee, self.share_digits, self.fallback
         )
         for party, amount in split.parties.items():
             self.balances[party] = self.balances.get(party, 0) + amount

@@ -44,9 +44,25 @@ from typing import Any
 
 import numpy as np
 
+from .._ids import check_ids
 from ..errors import ValidationError
 
-__all__ = ["POLICIES", "coerce_values", "policy_weights", "check_pool", "check_cap"]
+__all__ = [
+    "POLICIES",
+    "MAX_SHARE_DIGITS",
+    "coerce_values",
+    "policy_weights",
+    "check_pool",
+    "check_cap",
+    "share_digits_for",
+]
+
+#: Finest share grid accepted (digits); bounds the size of the integers on the payout path.
+MAX_SHARE_DIGITS = 100
+#: Fewest digits of the default share grid (finer for large pools, see share_digits_for).
+DEFAULT_SHARE_DIGITS = 18
+#: Digits the default grid keeps beyond ``pool * n`` (rounding moves quotas < 10**-6 unit).
+GUARD_DIGITS = 6
 
 POLICIES = ("proportional", "efficient", "uncertainty_aware")
 
@@ -68,7 +84,7 @@ def _float_list(name: str, raw: Any, names: list[str]) -> list[float]:
 
 
 def _unique_names(raw: Any) -> list[str]:
-    names = [str(n) for n in raw]
+    names = [n if isinstance(n, str) else str(n) for n in raw]
     seen: set[str] = set()
     for name in names:
         if name in seen:
@@ -114,6 +130,7 @@ def coerce_values(
         )
     if not names:
         raise ValidationError("values is empty: there is nobody to pay")
+    check_ids(names, "contributor")
     value_list = _float_list("values", raw_values, names)
     stderr_list = None
     if stderr is not None:
@@ -144,6 +161,36 @@ def check_pool(pool: Any) -> int:
     if pool < 0:
         raise ValidationError(f"pool must be non-negative, got {pool}")
     return pool
+
+
+def share_digits_for(pool: int, share_digits: Any = None, *, n: int = 1) -> int:
+    """The digits of the share grid: ``share_digits``, or the default for ``pool``.
+
+    Shares are stated on the grid ``10**-share_digits``. A grid coarser than one base unit of
+    the pool (``10**share_digits < pool``) would make the payout depend on the grid rather
+    than on the values (with 0 digits a 51/44/2/2/1% split of 100 pays ``[100, 0, 0, 0,
+    0]``), so it is refused.
+
+    The default (``None``) is a grid the payout does not depend on: at least 18 digits and
+    at least ``GUARD_DIGITS`` more than the digits of ``pool * n`` (``n`` contributors).
+    Rounding ``n`` shares onto it moves each exact quota ``pool * w_i / sum(w)`` by at most
+    ``pool * n / 10**share_digits < 10**-GUARD_DIGITS`` of a base unit, so the amounts are
+    the largest-remainder apportionment of the exact shares unless two remainders lie
+    within that distance of a tie.
+    """
+    need = len(str(pool - 1)) if pool > 1 else 0  # smallest d with 10**d >= pool
+    if share_digits is None:
+        return max(DEFAULT_SHARE_DIGITS, len(str(pool * max(n, 1))) + GUARD_DIGITS)
+    digits = check_int("share_digits", share_digits, 0)
+    if digits > MAX_SHARE_DIGITS:
+        raise ValidationError(f"share_digits must be at most {MAX_SHARE_DIGITS}, got {digits}")
+    if digits < need:
+        raise ValidationError(
+            f"share_digits={digits} states shares in steps of 10**-{digits}, coarser than one "
+            f"base unit of the pool ({pool}): the payout would depend on the grid instead of "
+            f"the values; use share_digits >= {need}, or leave it out for the default"
+        )
+    return digits
 
 
 def check_int(name: str, value: Any, minimum: int = 0) -> int:

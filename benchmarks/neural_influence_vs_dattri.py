@@ -1,0 +1,313 @@
+"""openattrib vs dattri 0.3.0: neural influence on the digits MLP (dattri's MNIST+MLP setting).
+
+Same data, same trained checkpoint(s), same retrained-subset ground truth, for every method
+both libraries have: TRAK (an ensemble of independently trained models), EK-FAC, DataInf
+and TracIn (checkpoints saved during training). Reports LDS (mean +- standard error over
+test points), wall time and peak RSS of each (library, method) run in its own process
+under ``/usr/bin/time -v``, single-threaded, and the ratios.
+
+dattri is installed in a separate benchmark environment, never in the project's venv::
+
+    python3.11 -m venv /tmp/bench-dattri
+    /tmp/bench-dattri/bin/pip install torch==2.13.0 dattri==0.3.0
+    /tmp/bench-dattri/bin/pip install -e .          # openattrib, for the same process
+    nice -n 10 /tmp/bench-dattri/bin/python benchmarks/neural_influence_vs_dattri.py
+
+Conventions: both libraries score ``positive = the training point helps`` (dattri's
+influence functions and TracIn use loss gradients ``g_test . H^-1 g_train``, its TRAK the
+margin); scores are oriented (n_test, n_train) before the LDS; the LDS is openattrib's
+:func:`openattrib.influence.lds` (Spearman per test point, as dattri's ``metric.lds``).
+Damping: each library's default, except dattri's DataInf and EK-FAC defaults of 0
+(degenerate), where the benchmark passes 1e-3.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+    os.environ.setdefault(var, "1")
+
+import numpy as np  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+METHODS = ("trak", "ekfac", "datainf", "tracin")
+N_MODELS = 5  # TRAK ensemble
+N_CHECKPOINTS = 3  # TracIn
+TRAK_DIM = 256  # per model; below n_train so that Phi^T Phi can be invertible
+
+
+def prepare(workdir: Path, n_train: int, n_test: int, n_subsets: int, steps: int) -> None:
+    import torch
+
+    from openattrib.influence import neural_eval as ne
+    from openattrib.influence import subset_masks
+
+    torch.set_num_threads(1)
+    setting = ne.digits_mlp_setting(n_train=n_train, n_test=n_test, hidden=32, steps=steps)
+    models = [setting.fit(setting.train, seed=1000 + m) for m in range(N_MODELS)]
+    for m, model in enumerate(models):
+        torch.save(model.state_dict(), workdir / f"model{m}.pt")
+    # TracIn checkpoints: the first model's training re-run, saved at thirds
+    for c in range(N_CHECKPOINTS):
+        part = ne.fit_mlp(
+            setting.train, seed=1000, hidden=32, steps=steps * (c + 1) // N_CHECKPOINTS
+        )
+        torch.save(part.state_dict(), workdir / f"ckpt{c}.pt")
+    masks = subset_masks(n_train, n_subsets=n_subsets, alpha=0.5, seed=0)
+    start = time.perf_counter()
+    actual = ne.retrained_outputs_torch(
+        setting.fit, setting.train, setting.test, masks, output=setting.output, seed=0
+    )
+    print(f"retrained {n_subsets} MLPs in {time.perf_counter() - start:.1f} s", flush=True)
+    np.savez(
+        workdir / "data.npz",
+        X_train=setting.train.X,
+        y_train=setting.train.y,
+        X_test=setting.test.X,
+        y_test=setting.test.y,
+        masks=masks,
+        actual=actual,
+    )
+
+
+def _net():
+    import torch
+
+    return torch.nn.Sequential(
+        torch.nn.Linear(64, 32), torch.nn.Tanh(), torch.nn.Linear(32, 10)
+    ).double()
+
+
+def _load(workdir: Path, name: str):
+    import torch
+
+    net = _net()
+    net.load_state_dict(torch.load(workdir / name, weights_only=True))
+    return net.eval()
+
+
+def run_openattrib(workdir: Path, method: str, data: dict) -> np.ndarray:
+    import openattrib as oa
+
+    train = oa.Dataset(data["X_train"], data["y_train"])
+    test = oa.Dataset(data["X_test"], data["y_test"])
+    model = _load(workdir, "model0.pt")
+    if method == "trak":
+        models = [_load(workdir, f"model{m}.pt") for m in range(N_MODELS)]
+        result = oa.influence(
+            model,
+            train,
+            test,
+            method="trak",
+            models=models,
+            projection_dim=TRAK_DIM,
+            progress=False,
+        )
+    elif method == "tracin":
+        ckpts = [workdir / f"ckpt{c}.pt" for c in range(N_CHECKPOINTS)]
+        result = oa.influence(
+            model,
+            train,
+            test,
+            method="tracin",
+            checkpoints=ckpts,
+            learning_rates=0.01,
+            progress=False,
+        )
+    else:
+        result = oa.influence(model, train, test, method=method, progress=False)
+    return result.to_array()
+
+
+def run_dattri(workdir: Path, method: str, data: dict) -> np.ndarray:
+    import torch
+    from dattri.algorithm.influence_function import IFAttributorDataInf, IFAttributorEKFAC
+    from dattri.algorithm.tracin import TracInAttributor
+    from dattri.algorithm.trak import TRAKAttributor
+    from dattri.task import AttributionTask
+
+    X_train = torch.tensor(data["X_train"])
+    y_train = torch.tensor(data["y_train"]).long()
+    X_test = torch.tensor(data["X_test"])
+    y_test = torch.tensor(data["y_test"]).long()
+    train_loader = torch.utils.data.DataLoader(
+        torch.utils.data.TensorDataset(X_train, y_train), batch_size=64, shuffle=False
+    )
+    test_loader = torch.utils.data.DataLoader(
+        torch.utils.data.TensorDataset(X_test, y_test), batch_size=64, shuffle=False
+    )
+    model = _net()
+
+    def loss_func(params, batch):
+        x, y = batch
+        out = torch.func.functional_call(model, params, x.reshape(-1, 64))
+        return torch.nn.functional.cross_entropy(out, y.reshape(-1))
+
+    def margin_func(params, batch):  # TRAK's target: log p / (1 - p)
+        x, y = batch
+        out = torch.func.functional_call(model, params, x.reshape(-1, 64))
+        logp = -torch.nn.functional.cross_entropy(out, y.reshape(-1))
+        return logp - torch.log1p(-torch.exp(logp))
+
+    def correct_probability(params, batch):
+        x, y = batch
+        out = torch.func.functional_call(model, params, x.reshape(-1, 64))
+        return torch.exp(-torch.nn.functional.cross_entropy(out, y.reshape(-1)))
+
+    if method == "trak":
+        states = [torch.load(workdir / f"model{m}.pt", weights_only=True) for m in range(N_MODELS)]
+        # dattri's TRAK differentiates loss_func on the training side: TRAK's f is the margin
+        task = AttributionTask(
+            loss_func=margin_func, model=model, checkpoints=states, target_func=margin_func
+        )
+        attributor = TRAKAttributor(
+            task=task,
+            correct_probability_func=correct_probability,
+            projector_kwargs={"proj_dim": TRAK_DIM, "device": "cpu"},
+            device="cpu",
+        )
+        attributor.cache(train_loader)
+        scores = attributor.attribute(test_loader)
+    elif method == "tracin":
+        states = [
+            torch.load(workdir / f"ckpt{c}.pt", weights_only=True) for c in range(N_CHECKPOINTS)
+        ]
+        task = AttributionTask(loss_func=loss_func, model=model, checkpoints=states)
+        attributor = TracInAttributor(
+            task=task,
+            weight_list=torch.full((N_CHECKPOINTS,), 0.01, dtype=torch.float64),
+            normalized_grad=False,
+            device="cpu",
+        )
+        scores = attributor.attribute(train_loader, test_loader)
+    elif method == "datainf":
+        # dattri 0.3.0's DataInf mixes float32 into its products: run it in float32
+        model.float()
+        state = {
+            k: v.float() for k, v in torch.load(workdir / "model0.pt", weights_only=True).items()
+        }
+        for loader in (train_loader, test_loader):
+            loader.dataset.tensors = (loader.dataset.tensors[0].float(), loader.dataset.tensors[1])
+        task = AttributionTask(loss_func=loss_func, model=model, checkpoints=state)
+        attributor = IFAttributorDataInf(task=task, device="cpu", regularization=1e-3)
+        attributor.cache(train_loader)
+        scores = attributor.attribute(train_loader, test_loader)
+    else:
+        state = torch.load(workdir / "model0.pt", weights_only=True)
+
+        def batch_loss(params, batch):
+            x, y = batch
+            out = torch.func.functional_call(model, params, x)
+            return torch.nn.functional.cross_entropy(out, y)
+
+        task = AttributionTask(loss_func=batch_loss, model=model, checkpoints=state)
+        attributor = IFAttributorEKFAC(task=task, device="cpu", damping=1e-3)
+        attributor.cache(train_loader)
+        scores = attributor.attribute(train_loader, test_loader)
+    return np.asarray(scores.detach().double().numpy()).T  # (n_test, n_train)
+
+
+def worker(workdir: Path, library: str, method: str) -> None:
+    import torch
+
+    torch.set_num_threads(1)
+    data = dict(np.load(workdir / "data.npz"))
+    if library == "openattrib":  # import outside the timed region
+        import openattrib  # noqa: F401
+        import openattrib.influence.neural  # noqa: F401
+    else:
+        import dattri.algorithm.influence_function  # noqa: F401
+        import dattri.algorithm.tracin  # noqa: F401
+        import dattri.algorithm.trak  # noqa: F401
+    start, cpu_start = time.perf_counter(), time.process_time()
+    run = run_openattrib if library == "openattrib" else run_dattri
+    scores = run(workdir, method, data)
+    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu_start
+    np.save(workdir / f"scores_{library}_{method}.npy", scores)
+    (workdir / f"time_{library}_{method}.json").write_text(
+        json.dumps({"seconds": seconds, "cpu": cpu})
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n-train", type=int, default=1000)
+    parser.add_argument("--n-test", type=int, default=200)
+    parser.add_argument("--n-subsets", type=int, default=50)
+    parser.add_argument("--steps", type=int, default=300)
+    parser.add_argument("--methods", default=",".join(METHODS))
+    parser.add_argument("--worker", nargs=3, metavar=("WORKDIR", "LIBRARY", "METHOD"))
+    parser.add_argument("--reuse", help="a work directory whose prepared data to reuse")
+    args = parser.parse_args()
+    if args.worker:
+        worker(Path(args.worker[0]), args.worker[1], args.worker[2])
+        return
+    from openattrib.influence import lds
+    from openattrib.influence.neural_eval import lds_stderr
+
+    if args.reuse:
+        workdir = Path(args.reuse)
+    else:
+        workdir = Path(tempfile.mkdtemp(prefix="bench-neural-"))
+        prepare(workdir, args.n_train, args.n_test, args.n_subsets, args.steps)
+    data = np.load(workdir / "data.npz")
+    masks, actual = data["masks"], data["actual"]
+    print(
+        f"digits MLP 64-32-10, {args.n_train} train / {args.n_test} test, "
+        f"{args.n_subsets} retrained halves; single-threaded"
+    )
+    header = (
+        f"{'method':8s} {'library':10s} {'LDS':>7s} {'s.e.':>6s} {'seconds':>8s} {'peak MiB':>9s}"
+    )
+    print(header)
+    rows = {}
+    for method in args.methods.split(","):
+        for library in ("openattrib", "dattri"):
+            command = [
+                "/usr/bin/time",
+                "-v",
+                sys.executable,
+                __file__,
+                "--worker",
+                str(workdir),
+                library,
+                method,
+            ]
+            env = {**os.environ, "TQDM_DISABLE": "1"}
+            proc = subprocess.run(command, capture_output=True, text=True, env=env)
+            if proc.returncode != 0:
+                tail = proc.stderr.split("Command being timed")[0].strip().splitlines()[-6:]
+                print(f"{method:8s} {library:10s} FAILED:\n  " + "\n  ".join(tail))
+                continue
+            peak = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", proc.stderr)[1])
+            timing = json.loads((workdir / f"time_{library}_{method}.json").read_text())
+            scores = np.load(workdir / f"scores_{library}_{method}.npy")
+            score = lds(scores, masks, actual)
+            rows[(method, library)] = (score.mean, lds_stderr(score), timing["cpu"], peak / 1024)
+            print(
+                f"{method:8s} {library:10s} {score.mean:7.3f} {lds_stderr(score):6.3f} "
+                f"{timing['seconds']:8.2f} {timing['cpu']:8.2f} {peak / 1024:9.0f}",
+                flush=True,
+            )
+    print("\nratios openattrib / dattri (CPU time, peak memory) and LDS difference:")
+    for method in args.methods.split(","):
+        ours, theirs = rows.get((method, "openattrib")), rows.get((method, "dattri"))
+        if ours and theirs:
+            print(
+                f"{method:8s} CPU time x{ours[2] / theirs[2]:.2f}  memory x{ours[3] / theirs[3]:.2f}  "
+                f"LDS {ours[0] - theirs[0]:+.3f} (s.e. {np.hypot(ours[1], theirs[1]):.3f})"
+            )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,137 @@
+"""Writing an index folder: tokenise the corpus in chunks into shards, sort, describe.
+
+Shards are contiguous runs of documents. With ``shards=N`` they have about equal text
+sizes; otherwise each holds at most ``memory_budget / 5`` bytes of tokens, since sorting a
+shard holds its bytes plus a 4-byte suffix-array entry per byte (libdivsufsort, 32-bit).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .._io import atomic_write_bytes, canonical_json
+from ._shard import file_digest, shard_files, write_suffix_table
+from .corpus import Corpus
+
+__all__ = ["build_into", "DOCUMENTS", "TOKEN_COUNTS"]
+
+DOCUMENTS = "documents.json"
+TOKEN_COUNTS = "token_counts.npy"
+_CHUNK_DOCUMENTS = 1024
+_CHUNK_BYTES = 1 << 20  # tokenizer outputs hold ~100 bytes per token: keep chunks small
+
+
+def _shard_plan(corpus: Corpus, shards: int | None, budget: int, width: int) -> list[int]:
+    """Where each shard starts (document indices), from sizes estimated by UTF-8 length."""
+    sizes = np.array(corpus.text_sizes, dtype=np.int64)
+    if shards is None:
+        limit = max(1, min(budget // 5, 2**31 - 1) // width)
+        starts, used = [0], 0
+        for i, size in enumerate(sizes.tolist()):
+            if used and used + size + 1 > limit:
+                starts.append(i)
+                used = 0
+            used += size + 1
+        return starts
+    cumulative = np.cumsum(sizes + 1)
+    targets = cumulative[-1] * np.arange(1, shards) / shards
+    cuts = np.searchsorted(cumulative, targets, side="left") + 1
+    starts = [0]
+    for cut in cuts.tolist():  # keep every shard non-empty
+        starts.append(min(max(cut, starts[-1] + 1), len(corpus) - (shards - len(starts))))
+    return starts
+
+
+def _chunks(sizes: list[int], begin: int, end: int) -> list[tuple[int, int]]:
+    """Runs of documents of at most ``_CHUNK_BYTES`` of text (or one document) each."""
+    out, start, used = [], begin, 0
+    for i in range(begin, end):
+        if i > start and (used + sizes[i] > _CHUNK_BYTES or i - start == _CHUNK_DOCUMENTS):
+            out.append((start, i))
+            start, used = i, 0
+        used += sizes[i]
+    out.append((start, end))
+    return out
+
+
+def build_into(
+    tmp: Path, corpus: Corpus, tok: Any, shards: int | None, budget: int, progress: bool
+) -> dict[str, Any]:
+    from tqdm.auto import tqdm
+
+    dtype = tok.dtype.newbyteorder("<")
+    width = dtype.itemsize
+    separator = np.array([np.iinfo(dtype).max], dtype=dtype).tobytes()
+    starts = _shard_plan(corpus, shards, budget, width)
+    ends = starts[1:] + [len(corpus)]
+    tok.save(tmp)
+    counts = np.zeros(tok.vocab_size, dtype=np.int64)
+    contributors = corpus.contributors
+    code = {name: i for i, name in enumerate(contributors)}
+    shard_info = []
+    bar = tqdm(total=len(corpus), disable=not progress, desc="indexing documents")
+    for number, (begin, end) in enumerate(zip(starts, ends, strict=True)):
+        tokenized = tmp / f"tokenized.{number}"
+        offsets = []
+        position = 0
+        with open(tokenized, "wb") as out:
+            for chunk, stop in _chunks(corpus.text_sizes, begin, end):
+                docs = corpus[chunk:stop]
+                encoded = tok.encode_many([doc.text for doc in docs])
+                pieces = []
+                for ids in encoded:
+                    offsets.append(position)
+                    pieces.append(separator)
+                    pieces.append(ids.astype(dtype, copy=False).tobytes())
+                    position += width * (1 + len(ids))
+                out.write(b"".join(pieces))
+                if encoded:
+                    joined = np.concatenate(encoded)
+                    counts += np.bincount(joined, minlength=tok.vocab_size)[: tok.vocab_size]
+                bar.update(len(docs))
+        np.asarray(offsets, dtype="<u8").tofile(tmp / f"offset.{number}")
+        ptr_size = write_suffix_table(tokenized, tmp / f"table.{number}", width)
+        shard_info.append(
+            {
+                "doc_start": begin,
+                "n_documents": end - begin,
+                "n_bytes": position,
+                "ptr_size": ptr_size,
+            }
+        )
+    bar.close()
+    np.save(tmp / TOKEN_COUNTS, counts.astype("<u8"))
+    documents = {
+        "contributors": contributors,
+        "contributor_index": [code[c] for c in corpus.doc_contributors],
+        "doc_ids": corpus.doc_ids,
+        "doc_hashes": corpus.doc_hashes,
+    }
+    atomic_write_bytes(tmp / DOCUMENTS, canonical_json(documents))
+    names = [DOCUMENTS, TOKEN_COUNTS] + [f for n in range(len(starts)) for f in shard_files(n)]
+    if (tmp / "tokenizer.json").exists():
+        names.append("tokenizer.json")
+    files = {
+        name: {"size": (tmp / name).stat().st_size, "sha256": file_digest(tmp / name)}
+        for name in names
+    }
+    from importlib.metadata import version
+
+    return {
+        "corpus_hash": corpus.content_hash,
+        "n_documents": len(corpus),
+        "n_tokens": int(counts.sum()),
+        "tokenizer": tok.describe(),
+        "token_dtype": dtype.str.lstrip("<|"),
+        "build": {
+            "shards": len(starts),
+            "requested_shards": shards,
+            "memory_budget": budget,
+            "suffix_array": f"pydivsufsort {version('pydivsufsort')}",
+        },
+        "shards": shard_info,
+        "files": files,
+    }
