@@ -122,3 +122,15 @@ def write_pages(out: Path) -> None:
     ]
     index += [f"   {page}" for page in pages]
     (out / "index.rst").write_text("\n".join(index) + "\n", encoding="utf-8")
+
+
+def home_of(name: str) -> str | None:
+    """The API page on which the public name ``name`` is documented, if any."""
+    modules = {page: _module(page) for page in MODULES}
+    for page, module in modules.items():
+        if module is not None and name in public_names(module):
+            obj = getattr(module, name)
+            if _kind(obj) is None:
+                return None
+            return _home(name, obj, modules) or page
+    return None

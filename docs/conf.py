@@ -47,7 +47,7 @@ myst_enable_extensions = ["dollarmath", "colon_fence"]
 myst_heading_anchors = 3
 
 # API reference: numpydoc renders the numpy-style docstrings; no autosummary stubs.
-autodoc_default_options = {"members": False, "undoc-members": False}
+autodoc_default_options = {"members": True, "undoc-members": False}
 autodoc_typehints = "none"  # numpydoc's Parameters sections carry the types
 numpydoc_show_class_members = False
 numpydoc_class_members_toctree = False
@@ -63,6 +63,17 @@ html_theme_options = {
 html_static_path: list[str] = []
 suppress_warnings = ["mystnb.unknown_mime_type"]
 
+# Every cross-reference must resolve (nitpicky). There is no network for intersphinx, so
+# references into other projects' documentation are accepted by name, and only those.
+nitpicky = True
+nitpick_ignore_regex = [
+    (
+        r"py:.*",
+        r"(numpy|pandas|scipy|sklearn|torch|transformers|peft|web3|tomllib|hashlib"
+        r"|sqlite3|fractions|pathlib|collections|typing)(\..*)?",
+    ),
+]
+
 
 def _prepare(app) -> None:
     """Copy the notebooks in and write the API pages before Sphinx reads the sources."""
@@ -75,5 +86,31 @@ def _prepare(app) -> None:
     _api.write_pages(HERE / "api")
 
 
+def _resolve_public_alias(app, env, node, contnode):
+    """Resolve ``openattrib.X`` and bare ``X`` to where the public name ``X`` is documented.
+
+    Public names are documented once, on the page of the module that defines them, and
+    re-exported elsewhere (``openattrib.ModelUtility`` is ``openattrib.games.ModelUtility``).
+    Only names in some public module's ``__all__`` are resolved; anything else stays a
+    missing reference, which fails the build.
+    """
+    if node.get("refdomain") != "py":
+        return None
+    target = node["reftarget"].lstrip("~")
+    name = target.rsplit(".", 1)[-1]
+    if target not in (name, f"openattrib.{name}"):
+        return None
+    home = _api.home_of(name)
+    if home is None:
+        return None
+    domain = env.get_domain("py")
+    node = node.deepcopy()
+    node["reftarget"] = f"{home}.{name}"
+    return domain.resolve_xref(
+        env, node["refdoc"], app.builder, node["reftype"], node["reftarget"], node, contnode
+    )
+
+
 def setup(app):
     app.connect("builder-inited", _prepare)
+    app.connect("missing-reference", _resolve_public_alias)

@@ -55,7 +55,7 @@ class Dataset:
         values are converted with ``str()``). Missing or empty ids are refused, and so are
         ids that could be mistaken for another payee or that would not print safely:
         control and invisible characters, text not in Unicode NFC, and two ids equal after
-        NFKC normalisation (the rule is stated in :mod:`openattrib._ids`).
+        NFKC normalisation (the rule is stated in ``openattrib._ids``).
     feature_names : sequence of str, optional
         One distinct name per column (default ``x0, x1, ...`` or the DataFrame columns).
     target_name : str, default "target"
@@ -164,7 +164,7 @@ class Dataset:
     ) -> Dataset:
         """Read a CSV file and call :meth:`from_frame`.
 
-        The file is checked first (see :func:`openattrib._csv.read_csv`): it must be UTF-8
+        The file is checked first (see ``openattrib._csv.read_csv``): it must be UTF-8
         with a header of distinct column names and at least one data row, every row as long
         as the header. The ``contributor`` column is read as the exact strings in the file
         (``007`` and ``7`` are two contributors, ``NA`` is a contributor, only an empty cell

@@ -67,7 +67,7 @@ class MethodInput:
         Utility scorer (default ``"accuracy"`` / ``"r2"`` by task).
     players : {"points", "contributors"}
         Level of the result. Methods that only value points are summed per contributor
-        (:meth:`Attribution.by_contributor`).
+        (``Attribution.by_contributor``).
     make_game : callable, optional
         Builds the game (default: ``ModelUtility(model, train, valid, scorer, players)``).
     n_jobs, scheduler, progress
@@ -278,7 +278,7 @@ def run(
     *,
     seed: int = 0,
 ) -> Attribution:
-    """Run method ``name`` (canonical or alias) on ``inputs``; see :meth:`Method.__call__`."""
+    """Run method ``name`` (canonical or alias) on ``inputs``; see ``Method.__call__``."""
     method, fixed = resolve(name)
     return method(inputs, {**fixed, **(params or {})}, seed=seed)
 

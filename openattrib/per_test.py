@@ -42,13 +42,13 @@ class PerTestResult(abc.ABC):
     """Base class of the lazy per-test-point results (see the module docstring).
 
     Subclasses provide ``shape``, ``train_names``, ``contributors``, :meth:`for_test`,
-    :meth:`aggregate` and :meth:`_dense`; the rest is shared so the two kinds of result
+    :meth:`aggregate` and ``_dense``; the rest is shared so the two kinds of result
     behave identically.
     """
 
     train_names: list[str]
     contributors: np.ndarray | None
-    #: column of :meth:`top` holding the values
+    #: column of ``top()`` holding the values
     value_column = "value"
 
     @property

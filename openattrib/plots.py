@@ -53,7 +53,7 @@ def plot_attribution(
     """Bar chart of values, with 95% intervals when a ``stderr`` column is present.
 
     ``frame`` is a table with one row per player, a ``value`` and optionally a ``stderr``
-    column, indexed by player name (:meth:`Attribution.to_frame`).
+    column, indexed by player name (``Attribution.to_frame``).
     """
     values = frame["value"].to_numpy(dtype=float)
     names = [str(n) for n in frame.index]
@@ -85,7 +85,7 @@ def plot_allocation(
     """Horizontal bars of each contributor's share of the pool (grey: paid nothing).
 
     ``frame`` has one row per contributor with ``share_of_pool`` and ``status`` columns
-    (:meth:`Allocation.to_frame`).
+    (``Allocation.to_frame``).
     """
     names = [str(n) for n in frame.index]
     shares = frame["share_of_pool"].to_numpy(dtype=float)

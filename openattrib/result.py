@@ -398,7 +398,7 @@ class Attribution:
         correlated (strongly, within one permutation), so the error of a sum cannot be
         recovered from the per-point errors. Permutation-sampling results (permutation,
         TMC and Beta Shapley) on points with contributors therefore also accumulate each
-        contributor's per-draw sum (the :attr:`contributor_sums` field); with the
+        contributor's per-draw sum (the ``contributor_sums`` field); with the
         attribution's own contributors, those give the values, standard errors and counts
         here. Otherwise the result carries **no standard errors** (a wrong error bar would
         mislead uncertainty-aware payouts); for contributor-level error bars, value a game
@@ -561,7 +561,7 @@ class Attribution:
         """SHA-256 (hex) of the reproducible part of the result.
 
         Covers names, values, stderr, counts, level, method, parameters, seed and the dataset
-        hash; excludes wall-clock times, diagnostics and :attr:`contributor_sums` (a
+        hash; excludes wall-clock times, diagnostics and ``contributor_sums`` (a
         by-product of the same draws, kept out so hashes match those of earlier versions),
         so rerunning a seeded computation on the same data gives the same hash.
         """

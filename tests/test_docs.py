@@ -84,6 +84,18 @@ def test_every_internal_link_resolves(site):
     assert not broken, "broken internal links:\n" + "\n".join(sorted(set(broken))[:40])
 
 
+def test_build_refuses_unresolved_references():
+    """Nitpicky mode: a docstring that references a missing name is a warning, so -W fails."""
+    import runpy
+
+    conf = runpy.run_path(str(DOCS / "conf.py"))
+    assert conf["nitpicky"] is True
+    ignored = [pattern for _, pattern in conf["nitpick_ignore_regex"]]
+    assert not any(re.fullmatch(p, "openattrib.Nope") for p in ignored)
+    assert _api.home_of("ModelUtility") == "openattrib.games"
+    assert _api.home_of("no_such_name") is None
+
+
 def test_link_checker_finds_a_broken_link(tmp_path):
     """The checker above can fail: a page with a dangling link and anchor is reported."""
     (tmp_path / "a.html").write_text('<a href="b.html">b</a><a href="#nope">x</a><p id="yes"></p>')

@@ -350,7 +350,7 @@ def knn_shapley(
       ``s_i = s_{i+1} + (1[y_i = y] - 1[y_{i+1} = y]) / max(k, i)`` over the sorted points.
     * regression (the paper's KNN regressor): ``U(S) = -((1/k) sum_{j=1}^{min(k,|S|)} y_{a_j(S)} - y)^2``,
       ``U(empty) = -y^2`` (the KNN regressor's negative squared error, dividing by k);
-      closed form in :func:`openattrib.estimators._knn_core.regression_values`.
+      closed form in ``openattrib.estimators._knn_core.regression_values``.
 
     Parameters
     ----------

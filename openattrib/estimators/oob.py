@@ -215,7 +215,7 @@ def data_oob(
     """Data-OOB values (Kwon & Zou, 2023): mean out-of-bag score of each training point.
 
     Bag ``b`` (b = 0 .. n_estimators-1) draws ``size`` players with replacement from the
-    stream ``SeedSequence(seed).spawn(n_estimators)[b]`` (see :func:`bag_sample`), fits a
+    stream ``SeedSequence(seed).spawn(n_estimators)[b]`` (see ``bag_sample``), fits a
     clone of ``estimator`` on them (its ``random_state``, if it has one, drawn from the same
     stream) and scores every player left out: ``1[prediction == label]`` for
     classification, ``-(prediction - target)^2`` for regression. A player's value is the
@@ -227,7 +227,7 @@ def data_oob(
     ``diagnostics["never_out_of_bag"]``. Results are identical for every ``n_jobs``.
 
     Classifiers with an exact sample-weighted fast path (``LogisticRegression``, see
-    :mod:`openattrib.fast`) fit all bags of a task at once as bootstrap counts on the full
+    ``openattrib.fast``) fit all bags of a task at once as bootstrap counts on the full
     data, the same objective as the drawn rows; a bag the path cannot solve is refitted
     and counted in ``diagnostics["bags"]`` as ``"fast_fallback: <reason>"``.
 

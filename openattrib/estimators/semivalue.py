@@ -112,7 +112,7 @@ def semivalue(
     game : Game
         Any game; with ``ModelUtility(..., players="contributors")`` values contributors.
     weights : str, tuple, array or callable, default "shapley"
-        Coalition weights (see :func:`semivalue_weights`): ``"shapley"``, ``"banzhaf"``,
+        Coalition weights (see ``semivalue_weights``): ``"shapley"``, ``"banzhaf"``,
         ``"beta(16,1)"``, or ``weights[k]`` for coalition size k as in ``oa.exact_semivalue``.
     sampler : {"auto", "permutation", "msr"}
         ``"permutation"``: permutation sampling with importance weights ``n C(n-1,k) w(k)``
@@ -120,7 +120,7 @@ def semivalue(
         uses MSR for ``"banzhaf"`` and permutations otherwise.
     truncation : None, float, str or dict
         Permutation sampler only: TMC truncation, see
-        :class:`openattrib.estimators.permutation.Truncation` (``0.01`` = relative
+        ``openattrib.estimators.permutation.Truncation`` (``0.01`` = relative
         tolerance 1% of ``|v(N)|``, burn-in 10% of the players, patience 1).
     antithetic : bool, default False
         Permutation sampler only: pair every permutation with its reverse; the standard
@@ -289,7 +289,7 @@ def beta_shapley(
     """Beta(alpha, beta) Shapley values (Kwon & Zou 2022) by reweighted permutation sampling.
 
     Convention (the paper's): the weight of a coalition of size k is
-    ``B(k + beta, n - 1 - k + alpha) / B(alpha, beta)`` (see :func:`beta_weights`), so
+    ``B(k + beta, n - 1 - k + alpha) / B(alpha, beta)`` (see ``beta_weights``), so
     **alpha > beta up-weights small coalitions**: the default Beta(16, 1) is the paper's
     recommendation for detecting noisy labels, Beta(1, 16) up-weights large coalitions and
     Beta(1, 1) is the Shapley value. (Some libraries swap the two parameters; check

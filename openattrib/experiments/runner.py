@@ -217,7 +217,7 @@ def run_experiment(
     Parameters
     ----------
     config : path or mapping
-        A TOML file (see :mod:`openattrib.experiments.config`) or its parsed content.
+        A TOML file (see ``openattrib.experiments.config``) or its parsed content.
     out_dir : path, optional
         Results folder (default ``results/<config name>``); created if needed.
     progress : bool

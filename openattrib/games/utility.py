@@ -71,7 +71,7 @@ class ModelUtility(Game):
     empty_value : float or "auto", default "auto"
         Value of the empty coalition, and of coalitions on which the estimator raises an
         error while fitting (for example KNN with fewer rows than neighbours). Such
-        coalitions are counted in :attr:`failures` and reported in results. ``"auto"`` is
+        coalitions are counted in ``failures`` and reported in results. ``"auto"`` is
         0.0 for scorers where larger is better and 0 means "no skill" (accuracy, F1, R²,
         ...), and for ``neg_*`` scorers (where 0 would be a *perfect* score) the score of a
         constant baseline fitted on the training data (``DummyClassifier(strategy="prior")``
@@ -80,7 +80,7 @@ class ModelUtility(Game):
         Classification coalitions whose rows all share one label cannot be fitted by most
         classifiers. ``"constant"`` scores the prediction any classifier would make from
         such data (that label for every validation point); ``"default"`` uses
-        ``empty_value``. Either way they are counted in :attr:`failures`.
+        ``empty_value``. Either way they are counted in ``failures``.
     cache_size : int, default 100_000
         Most recent coalition values kept in memory (least recently used dropped first).
     model_seed : int or None, default 0
@@ -91,7 +91,7 @@ class ModelUtility(Game):
         the estimator is kept.
     fast : bool, default True
         Use an exact incremental or batched evaluation path when one exists for the
-        estimator and its parameters (see :mod:`openattrib.fast`); ``False`` forces the
+        estimator and its parameters (see ``openattrib.fast``); ``False`` forces the
         generic refit of a clone per coalition.
 
     Attributes
@@ -202,7 +202,7 @@ class ModelUtility(Game):
 
     @property
     def fast_path(self) -> Any:
-        """The exact fast evaluation path in use (:mod:`openattrib.fast`), or None."""
+        """The exact fast evaluation path in use (``openattrib.fast``), or None."""
         return self._fast_path
 
     @property

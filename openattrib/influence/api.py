@@ -51,7 +51,7 @@ def influence(
 ) -> InfluenceResult:
     """Influence of every training point on every test point of a fitted linear model.
 
-    A ``torch.nn.Module`` goes to :func:`openattrib.influence.neural.neural_influence`
+    A ``torch.nn.Module`` goes to ``openattrib.influence.neural.neural_influence``
     (methods ``"ekfac"``, ``"datainf"``, ``"trak"``, ``"tracin"``, ``"identity"``; options
     such as ``loss=`` and ``projection_dim=`` are passed on).
 
@@ -62,7 +62,7 @@ def influence(
     train : Dataset
     test : Dataset or array-like
         A Dataset explains the test *loss* at its labels; a feature array explains the
-        model's own predictions (see :func:`query_gradients`).
+        model's own predictions (see ``query_gradients``).
     method : {"direct", "cg", "lissa"}
         ``"direct"``: Cholesky of the dense Hessian (``K p`` up to a few thousand).
         ``"cg"``, ``"lissa"``: matrix-free Hessian-vector products (many features).
@@ -77,7 +77,7 @@ def influence(
         Bytes (or a string like ``"256MB"``) per block of intermediate results when rows
         are computed; default 256 MiB.
     cg_tol, cg_maxiter, lissa_scale, lissa_depth, lissa_tol, lissa_batch_size, lissa_repeats
-        Solver options (see :mod:`openattrib.influence.solvers`).
+        Solver options (see ``openattrib.influence.solvers``).
     seed : int, default 0
         Seeds LiSSA's mini-batches and power iteration; recorded in every attribution.
 
@@ -221,7 +221,7 @@ def attribute_prediction(
 
     For a torch causal language model, ``x`` is the prompt and ``y`` the completion (token
     ids) and the result is the per-test result of
-    :func:`openattrib.influence.neural.attribute_generation` (row 0: the completion, then
+    ``openattrib.influence.neural.attribute_generation`` (row 0: the completion, then
     one row per token).
     """
     if is_torch_module(model):

@@ -47,7 +47,7 @@ class PredictionExplanation:
     train_labels : ndarray
         Labels of the training points (for display).
     top : int
-        How many rows :meth:`_repr_html_` shows per table.
+        How many rows ``_repr_html_`` shows per table.
     """
 
     prediction: Any

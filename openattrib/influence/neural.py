@@ -83,7 +83,7 @@ def _layer_features(
 class NeuralInfluence:
     """The training side of one influence method on one torch model, fitted once.
 
-    Built by :func:`neural_influence` (through ``oa.influence``) and by
+    Built by ``neural_influence`` (through ``oa.influence``) and by
     :func:`attribute_generation`; holds the training features and the curvature so
     :meth:`query` costs one gradient per test example.
     """
@@ -581,7 +581,7 @@ def attribute_generation(
     tokens : sequence of str, optional
         Display names of the completion tokens (test names of the per-token rows).
     **options
-        As for :func:`neural_influence` (``method``, ``contributors``, ``cache_dir``, ...).
+        As for ``neural_influence`` (``method``, ``contributors``, ``cache_dir``, ...).
 
     Returns
     -------

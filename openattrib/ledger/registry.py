@@ -42,7 +42,7 @@ _CHUNK = 500  # SQLite host parameters per IN (...) query
 
 @dataclass(frozen=True)
 class Registration:
-    """One registered contribution (what :meth:`Ledger.append_contribution` returns).
+    """One registered contribution (what ``Ledger.append_contribution`` returns).
 
     Attributes
     ----------

@@ -2,7 +2,7 @@
 
 The payout path, every step exact and stated in the result:
 
-1. **Policy** (see :mod:`openattrib.rewards.policies`): each value becomes a non-negative
+1. **Policy** (see ``openattrib.rewards.policies``): each value becomes a non-negative
    rational weight ``w_i`` (the float is read as the exact binary64 number it stands for).
 2. **Fixed-point grid.** The exact shares ``w_i / sum(w)`` are rounded half-to-even onto the
    grid ``10**-share_digits``: ``q_i = round(w_i * 10**share_digits / sum(w))``, Python
@@ -79,11 +79,11 @@ def allocate(
         ``10**-share_digits`` (this is *not* a token's ERC-20 ``decimals``). The default
         (at least 18, more for large pools) is fine enough that the amounts are the
         largest-remainder apportionment of the exact shares (see
-        :func:`~openattrib.rewards.policies.share_digits_for`). A grid coarser than one base
+        ``share_digits_for``). A grid coarser than one base
         unit of the pool (``10**share_digits < pool``) is refused: the payout would depend on
         the grid rather than on the values.
     policy : {"proportional", "efficient", "uncertainty_aware"}
-        How values become weights; see :mod:`openattrib.rewards.policies`.
+        How values become weights; see ``openattrib.rewards.policies``.
     min_payout : int, default 0
         Contributors whose amount would be below it get 0 and their share is redistributed
         (lowest first, one at a time, until every remaining amount reaches it).
@@ -365,7 +365,7 @@ class Allocation:
 
     @property
     def decimals(self) -> int | None:
-        """Deprecated old name of :attr:`share_digits`."""
+        """Deprecated old name of ``share_digits``."""
         warnings.warn(
             "Allocation.decimals is deprecated; use Allocation.share_digits (the precision of "
             "the share grid)",

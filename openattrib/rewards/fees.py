@@ -283,7 +283,7 @@ class Accrual:
         The allocation pays exactly the accrued balances (``policy="accrued"``, the balances
         are their own integer weights), its ``parameters`` record the period: fees collected,
         number of inferences and every party's balance. The record is also appended to
-        :attr:`settlements`.
+        ``settlements``.
         """
         self.reconcile()
         period = len(self.settlements)

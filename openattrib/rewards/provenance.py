@@ -5,7 +5,7 @@ again). Copies carry no new information, so a payout should value each piece of 
 once and credit it to whoever registered it first. :func:`provenance` decides that per row:
 
 1. each row's content digest (:meth:`openattrib.Dataset.row_digests`) is looked up in the
-   ledger's registry (:meth:`openattrib.ledger.Ledger.append_contribution`): the
+   ledger's registry (``openattrib.ledger.Ledger.append_contribution``): the
    registration that holds it first is its *first registration*;
 2. rows are linked to their exact duplicates (same digest) and near duplicates (the gaming
    audit's KD-tree search, :func:`openattrib.rewards.audit`, with the same
@@ -311,7 +311,7 @@ def provenance(
         The submitted rows, with the contributor column naming who submitted each.
     ledger : Ledger
         A :class:`~openattrib.ledger.Ledger` whose contribution registry
-        (:meth:`~openattrib.ledger.Ledger.append_contribution`) holds the submissions.
+        (``append_contribution``) holds the submissions.
     near_threshold : float, default 0.05
         Rows whose root-mean-square difference, in standard deviations per feature, is
         below this are near duplicates (the audit's ``near_threshold``); 0 keeps exact
