@@ -78,6 +78,7 @@ def balances(env, addresses):
 
 
 # ----------------------------------------------------------------------- artifacts
+@pytest.mark.slow  # compiles the contracts
 def test_committed_bytecode_is_what_the_pinned_solc_compiles(node_packages, tmp_path):
     result = subprocess.run(
         ["node", str(ROOT / "contracts" / "build.js"), str(tmp_path)],
@@ -233,6 +234,7 @@ def test_sweep_only_after_the_deadline_and_only_the_unclaimed(evm_chain):
     assert contract.functions.epochs(later).call()[0] != bytes(32)  # the other epoch stays
 
 
+@pytest.mark.slow  # hundreds of EVM transactions
 @pytest.mark.parametrize("seed", range(4))
 def test_random_allocations_every_claim_succeeds_once_and_sums_match(evm_chain, seed):
     # sizes: the two ends of 1..300 and two seeded draws (kept small: py-evm is slow)

@@ -12,6 +12,8 @@ from openattrib.cli import main
 from openattrib.datasets import DATA_DIR
 from openattrib.demo import DEMO_SUBMISSION_ORDER
 
+pytestmark = pytest.mark.slow  # runs the whole main job
+
 
 @pytest.fixture(scope="module")
 def demo_run(tmp_path_factory):

@@ -52,6 +52,7 @@ def _table_game(table: np.ndarray, n: int) -> oa.Game:
     return oa.Game.from_function(fn, n, batched=True)
 
 
+@pytest.mark.slow  # shap's exact explainer
 @pytest.mark.parametrize("n", [2, 5, 8, 10])
 def test_exact_shapley_equals_shap_exact_explainer(n):
     shap = pytest.importorskip("shap")

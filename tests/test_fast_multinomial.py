@@ -216,6 +216,7 @@ def test_dispatch_is_strict(params, features, supported, caplog):
         assert any("generic refit" in r.getMessage() for r in caplog.records)
 
 
+@pytest.mark.slow  # generic refits
 def test_permutation_shapley_fast_and_generic_agree_within_monte_carlo_noise():
     train, valid = data("iris", 24, n_valid=100)
     values = {}

@@ -360,6 +360,7 @@ def _paired_gap(a, b):
     return diff.mean(), diff.std(ddof=1) / np.sqrt(diff.size)
 
 
+@pytest.mark.slow  # 50 real retrainings
 def test_lds_small_mlp_ekfac_beats_identity():
     """50 retrained MLPs on 150 digits: EK-FAC's LDS exceeds the gradient dot product's.
 

@@ -16,6 +16,7 @@ def python_blocks(text: str) -> list[str]:
     return re.findall(r"^```python\n(.*?)^```", text, re.S | re.M)
 
 
+@pytest.mark.slow  # runs the whole quick look
 def test_readme_python_blocks_run(tmp_path, monkeypatch):
     matplotlib.use("Agg")
     blocks = python_blocks(README)

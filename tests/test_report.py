@@ -97,6 +97,7 @@ def test_duplicate_headings_get_distinct_anchors():
     assert 'id="same"' in text and 'id="same-2"' in text
 
 
+@pytest.mark.slow  # starts a browser
 # --------------------------------------------------------------------------- browser
 def test_report_renders_in_headless_chromium(tmp_path):
     from matplotlib.image import imread

@@ -135,6 +135,7 @@ def test_runtime_checks_fail_before_any_method_runs(tmp_path):
     assert not (tmp_path / "c").exists()  # nothing written before the checks pass
 
 
+@pytest.mark.slow  # runs an experiment twice
 # --------------------------------------------------------------------------- running
 def test_rerun_reproduces_every_table_except_timing(tmp_path):
     config = tmp_path / "tiny.toml"
