@@ -271,19 +271,7 @@ def run_verify(args: argparse.Namespace) -> int:
         report.raise_if_bad()
         lines = [report.summary()]
         if cp is not None:
-            if cp.origin != led.origin:
-                raise VerificationError(
-                    f"the checkpoint is for the log {cp.origin!r}, but this ledger is the log "
-                    f"{led.origin!r}"
-                )
-            if cp.size > led.size:
-                raise VerificationError(
-                    f"checkpoint has {cp.size} entries but the ledger only {led.size} (truncated?)"
-                )
-            if led.root(cp.size) != cp.root:
-                raise VerificationError(
-                    f"the ledger's first {cp.size} entries do not match the checkpoint's root"
-                )
+            led.check_checkpoint(cp)
             lines.append(f"checkpoint at size {cp.size}: signature valid, ledger matches its root")
     _emit("\n".join(lines), None)
     return 0

@@ -244,14 +244,7 @@ def anchor_checkpoint(
             f"anchoring: the chain already holds a checkpoint of size {old_size}; "
             f"size {checkpoint.size} is not an extension"
         )
-    if checkpoint.size > ledger.size:
-        raise ValidationError(
-            f"checkpoint size {checkpoint.size} exceeds the ledger's {ledger.size} entries"
-        )
-    if ledger.root(checkpoint.size) != checkpoint.root:
-        raise VerificationError(
-            f"the ledger's root at size {checkpoint.size} is not the checkpoint's root"
-        )
+    ledger.check_checkpoint(checkpoint)
     proof = ledger.consistency_proof(old_size, checkpoint.size) if previous else None
     path = list(proof.path) if proof is not None else []
     if proof is not None and not proof.verify(old_root, checkpoint.root):

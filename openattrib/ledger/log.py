@@ -36,7 +36,7 @@ from typing import Any
 from urllib.parse import quote
 
 from .._io import canonical_json
-from ..errors import LedgerError, ValidationError
+from ..errors import LedgerError, ValidationError, VerificationError
 from . import merkle, registry
 from .audit import LedgerReport, audit
 from .checkpoint import Checkpoint
@@ -505,6 +505,28 @@ class Ledger(ContributionRegistry):
                 counts[entry.kind] = counts.get(entry.kind, 0) + 1
             return counts
         return {str(kind): count for kind, count in rows}
+
+    def check_checkpoint(self, checkpoint: Checkpoint) -> None:
+        """Refuse a checkpoint that is not a head of this ledger.
+
+        Raises :class:`~openattrib.VerificationError` when the checkpoint names another log
+        (origin), covers more entries than the ledger holds, or its root is not the root of
+        the ledger's first ``checkpoint.size`` entries. The signature is not checked here.
+        """
+        if checkpoint.origin != self.origin:
+            raise VerificationError(
+                f"the checkpoint is for the log {checkpoint.origin!r}, but this ledger is the "
+                f"log {self.origin!r}"
+            )
+        if checkpoint.size > self.size:
+            raise VerificationError(
+                f"checkpoint has {checkpoint.size} entries but the ledger only {self.size} "
+                "(truncated?)"
+            )
+        if self.root(checkpoint.size) != checkpoint.root:
+            raise VerificationError(
+                f"the ledger's first {checkpoint.size} entries do not match the checkpoint's root"
+            )
 
     def root(self, size: int | None = None) -> bytes:
         """RFC 6962 root hash of the first ``size`` entries (default: all)."""
