@@ -15,12 +15,23 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-import numpy as np
-import pytest
-from sklearn.preprocessing import StandardScaler
+# One BLAS/OpenMP thread per test process, as `make test` sets it: the suite runs two xdist
+# workers on two cores, and nested BLAS threads would oversubscribe them. Set before numpy,
+# scipy or torch load their thread pools; an explicit setting in the environment wins.
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
 
-import openattrib as oa
-from openattrib.cli import main
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+from sklearn.preprocessing import StandardScaler  # noqa: E402
+from threadpoolctl import threadpool_limits  # noqa: E402
+
+import openattrib as oa  # noqa: E402
+from openattrib.cli import main  # noqa: E402
+
+# numpy may already be loaded by a plugin before this file runs: limit its pool explicitly.
+if os.environ["OMP_NUM_THREADS"] == "1":
+    threadpool_limits(1)
 
 
 def standardised(ds: oa.Dataset, target: bool = False) -> oa.Dataset:

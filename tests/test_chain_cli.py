@@ -93,6 +93,7 @@ def run(capsys):
     return invoke
 
 
+@pytest.mark.slow
 def test_deploy_publish_claim_anchor_verify(ganache, run, tmp_path):
     key_files = {}
     for name, key in {"deployer": DEPLOYER, **CLAIMANTS}.items():

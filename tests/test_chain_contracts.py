@@ -266,6 +266,7 @@ def make_ledger(path: Path, n: int, *, salt: str = "") -> Ledger:
     return led
 
 
+@pytest.mark.slow
 def test_checkpoints_anchor_and_entries_verify_against_the_chain(evm_chain, tmp_path):
     env = evm_chain
     node = env.node
@@ -328,6 +329,7 @@ def test_checkpoints_anchor_and_entries_verify_against_the_chain(evm_chain, tmp_
     forged.close()
 
 
+@pytest.mark.slow
 def test_on_chain_consistency_check_agrees_with_rfc9162(evm_chain):
     contract = evm_chain.node.contract("CheckpointAnchor", evm_chain.anchor)
     entries = [f"entry {i}".encode() for i in range(11)]

@@ -115,6 +115,7 @@ def test_options_of_other_methods_are_refused(csv_file, tmp_path, capsys):
         assert not (tmp_path / "o.json").exists()
 
 
+@pytest.mark.slow
 def test_tmc_same_seed_same_values_and_recipe_recorded(csv_file, tmp_path):
     path, _ = csv_file
     tmc = ("--method", "tmc", "--max-samples", "6", "--seed", "5")

@@ -105,6 +105,7 @@ def test_95_percent_intervals_cover_the_exact_contributor_totals(runs):
     assert covered.mean() >= 0.85
 
 
+@pytest.mark.slow
 def test_bit_identical_for_n_jobs_and_resume(tmp_path):
     game = OwnedGloves()
     kwargs = {"truncation": 0.05, "antithetic": True, "seed": 3, "progress": False}

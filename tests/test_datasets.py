@@ -236,6 +236,7 @@ def test_load_demo_missing_folder_says_where_it_looked(tmp_path):
         datasets.load_demo(tmp_path)
 
 
+@pytest.mark.slow
 def test_demo_files_regenerate_byte_identical(tmp_path):
     subprocess.run(
         [sys.executable, str(DATA / "make_demo_data.py"), "--out-dir", str(tmp_path)],

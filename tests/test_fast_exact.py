@@ -247,6 +247,7 @@ def test_fast_game_pickles_and_keeps_path():
     assert clone.failures["empty"] >= 1 and fast.failures["empty"] == 0
 
 
+@pytest.mark.slow
 def test_exact_shapley_through_fast_batches_matches_generic():
     fast, slow = games("ridge-r2", data=regression_data(np.random.default_rng(9), n=9))
     got = oa.exact_shapley(fast, progress=False).values

@@ -34,6 +34,7 @@ def pair(model=LogisticRegression, players="points", **kw):
     return fast, slow
 
 
+@pytest.mark.slow
 def test_accuracy_equals_fresh_fit_on_99_percent_of_coalitions():
     rng = np.random.default_rng(0)
     got, want = [], []

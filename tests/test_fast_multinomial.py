@@ -83,6 +83,7 @@ def sampled_coalitions(fast, slow, rng, n_perms=2, n_prefixes=12, n_masks=40):
     return np.concatenate(got), np.concatenate(want), np.array(n_present)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name, n", [("iris", 45), ("wine", 60), ("digits", 80)])
 def test_accuracy_equals_fresh_fit_on_99_percent_of_coalitions(name, n):
     rng = np.random.default_rng(0)

@@ -55,6 +55,7 @@ def tight_fit(X, y, sample_weight=None, **params):
         return LogisticRegression(**params, **TIGHT).fit(X, y, sample_weight=sample_weight)
 
 
+@pytest.mark.slow
 def test_digits_uses_newton_cg_and_equals_fresh_fits_on_99_percent_of_coalitions():
     train, valid = digits(200)
     fast = ModelUtility(LogisticRegression(tol=1e-6), train, valid)
@@ -150,6 +151,7 @@ def test_data_oob_contributor_bags_use_row_weights(monkeypatch):
     assert np.mean(np.isclose(fast.values, slow.values)) >= 0.95
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("which", ["digits", "binary"])
 def test_loo_equals_retraining(which):
     if which == "digits":

@@ -34,6 +34,7 @@ def _logistic(C: float) -> LogisticRegression:
     return LogisticRegression(C=C, solver="newton-cholesky", tol=1e-12, max_iter=1000)
 
 
+@pytest.mark.slow
 def test_predicted_loss_change_matches_leave_one_out_refits(cancer):
     """Koh & Liang (2017) fig. 2: predicted vs actual change in test loss on removal."""
     train, test = cancer

@@ -317,6 +317,7 @@ def _check_acked(led: ledger.Ledger, tag: str, acked: list[tuple[int, int]]) -> 
         assert led.entry(index).record["parameters"] == {"i": i, "tag": tag}
 
 
+@pytest.mark.slow
 def test_appends_survive_sigkill_at_random_moments(tmp_path):
     path = tmp_path / "crash.sqlite"
     rng = random.Random(1)

@@ -71,6 +71,7 @@ def test_known_answer_for_a_planted_mislabel():
     np.testing.assert_array_equal(result.values, expected)
 
 
+@pytest.mark.slow
 def test_same_results_for_every_n_jobs_and_reproducible():
     noisy, _ = oa.datasets.flip_labels(oa.datasets.load_iris(), 0.1, seed=0)
     one = data_oob(noisy, n_estimators=24, seed=7, progress=False)
@@ -85,6 +86,7 @@ def test_same_results_for_every_n_jobs_and_reproducible():
     assert one.result_hash() == again.result_hash()
 
 
+@pytest.mark.slow
 def test_flipped_labels_rank_low():
     noisy, flipped = oa.datasets.flip_labels(oa.datasets.load_breast_cancer(), 0.1, seed=0)
     result = data_oob(noisy, n_estimators=100, seed=0, progress=False)

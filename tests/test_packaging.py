@@ -12,7 +12,6 @@ import sys
 import tomllib
 from pathlib import Path
 
-import jsonschema
 import pytest
 import yaml
 
@@ -33,6 +32,8 @@ def test_licence_file_is_the_licence_pyproject_names():
 
 
 def test_citation_file_is_valid_citation_file_format():
+    import jsonschema  # its format checkers take over a second to import: only here
+
     schema = json.loads((ROOT / "tests/data/citation-file-format-1.2.0.schema.json").read_text())
     citation = yaml.safe_load((ROOT / "CITATION.cff").read_text())
     jsonschema.Draft7Validator(schema, format_checker=jsonschema.FormatChecker()).validate(citation)

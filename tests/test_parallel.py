@@ -64,6 +64,7 @@ RUNS = {
 
 
 # ---------------------------------------------------------------- map_batches
+@pytest.mark.slow
 def test_map_batches_keeps_task_order_on_every_backend(dask_client):
     tasks = list(range(23))
     expected = [t * t + 1 for t in tasks]
@@ -135,6 +136,7 @@ def test_same_seed_is_bit_identical_serial_loky_and_dask(run, dask_client):
     assert serial.diagnostics["execution"] == {"backend": "serial", "n_jobs": 1}
 
 
+@pytest.mark.slow
 def test_model_game_is_bit_identical_and_failures_are_merged(model_game, dask_client):
     kwargs = {"stop": stop.MaxSamples(24), "seed": 1, "progress": False, "batch_size": 4}
     serial = permutation_shapley(model_game, **kwargs)
@@ -186,6 +188,7 @@ def test_dead_worker_is_retried_and_nothing_is_dropped(tmp_path):
     identical(reference, recovered)
 
 
+@pytest.mark.slow
 def test_worker_that_keeps_dying_is_reported(tmp_path):
     game = _dying_game(str(tmp_path / "dies"), always=True)
     with pytest.raises(WorkerLostError, match="worker process died"):

@@ -51,6 +51,7 @@ def substitute_game(game: Game, copier: int, extra: int) -> Game:
     return Game.from_function(value, n + extra)
 
 
+@pytest.mark.slow
 def test_replication_with_one_nearest_neighbour_matches_theory(partitioned_split):
     train, valid = partitioned_split
     model = KNeighborsClassifier(n_neighbors=1)  # duplicated rows never change its predictions

@@ -138,6 +138,7 @@ def test_any_positive_scaling_moves_amounts_by_at_most_rounding(values, pool, sc
     assert all(abs(a[n] - b[n]) <= 1 + pool // 10**11 for n in values)
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(values=value_dicts(tie_prone=True), pool=pools)
 def test_larger_value_never_gets_a_smaller_amount(values, pool):

@@ -80,6 +80,7 @@ def test_every_party_gets_the_floor_or_ceiling_of_its_entitlement(fee, parts, pl
                 assert amount == 0
 
 
+@pytest.mark.slow
 def test_ten_thousand_inferences_reconcile_exactly():
     rng = np.random.default_rng(2024)
     accrual = Accrual(SHARES, platform_fee="0.05")

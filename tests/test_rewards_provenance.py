@@ -131,6 +131,7 @@ registrations = st.lists(
 )
 
 
+@pytest.mark.slow
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(regs=registrations, seed=st.integers(0, 2**16))
 def test_provenance_is_invariant_to_row_order_and_the_earliest_registration_owns(regs, seed):

@@ -230,6 +230,7 @@ def test_crash_mid_run_keeps_earlier_results(tmp_path, monkeypatch):
     json.loads((tmp_path / "out" / "config.json").read_text())
 
 
+@pytest.mark.slow
 def test_contributor_level_with_convergence_to_exact(tmp_path):
     config = {
         "seeds": [0],
@@ -261,6 +262,7 @@ def test_contributor_level_with_convergence_to_exact(tmp_path):
     assert conv["max_abs_error"].iloc[-1] == pytest.approx(np.abs(tmc - exact).max())
 
 
+@pytest.mark.slow
 def test_cli_runs_a_config_and_reports_bad_input(tmp_path, capsys):
     config = tmp_path / "c.toml"
     config.write_text(

@@ -139,6 +139,7 @@ COVERAGE_CASES = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", COVERAGE_CASES)
 def test_95_percent_intervals_cover_the_truth_at_the_nominal_rate(case):
     game, run, kind = COVERAGE_CASES[case]

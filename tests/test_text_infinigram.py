@@ -101,6 +101,7 @@ def _before_every_suffix(index: SpanIndex, query: np.ndarray) -> bool:
     )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("name", "n"), [("bpe", 1000), ("bytes", 100)])
 def test_count_and_attribute_equal_infinigram(indexes, name, n):
     index, _, engine = indexes[1][name]
