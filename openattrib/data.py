@@ -173,8 +173,11 @@ class Dataset:
 
         Examples
         --------
-        >>> ds = Dataset.from_csv("data/demo_contributors.csv", target="label",
-        ...                       contributor="contributor")  # doctest: +SKIP
+        >>> from openattrib.datasets import DATA_DIR
+        >>> ds = Dataset.from_csv(DATA_DIR / "demo_contributors.csv", target="label",
+        ...                       contributor="contributor")
+        >>> ds.n_samples, ds.n_features, ds.n_contributors
+        (322, 8, 8)
         """
         from ._csv import read_csv
 

@@ -351,7 +351,7 @@ class Attribution:
     def __repr__(self) -> str:
         err = "" if self.stderr is None else f", max stderr={np.nanmax(self.stderr):.3g}"
         return (
-            f"Attribution(method={self.method!r}, level={self.level!r}, "
+            f"Attribution(method={self.method!r}, players={self.level!r}, "
             f"n={len(self)}, sum={self.values.sum():.6g}{err})"
         )
 

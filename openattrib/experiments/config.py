@@ -332,7 +332,21 @@ def load_config(path: str | Path) -> dict[str, Any]:
 
     Examples
     --------
-    >>> cfg = load_config("experiments/quick.toml")  # doctest: +SKIP
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> path = Path(tempfile.mkdtemp()) / "tiny.toml"
+    >>> _ = path.write_text('''
+    ... name = "tiny"
+    ... [dataset]
+    ... name = "iris"
+    ... [[methods]]
+    ... name = "knn"
+    ... ''')
+    >>> cfg = load_config(path)
+    >>> cfg["methods"][0]["params"]  # filled in from the method registry's defaults
+    {'k': 5}
+    >>> cfg["seeds"], cfg["model"]["name"]
+    ([0], 'logistic')
     """
     path = Path(path)
     if not path.is_file():

@@ -140,9 +140,13 @@ def linear_datamodeling_score(
     --------
     >>> import openattrib as oa
     >>> from sklearn.linear_model import LogisticRegression
-    >>> train, test = oa.datasets.load_breast_cancer().split(test_size=0.1, seed=0)
-    >>> model = LogisticRegression(max_iter=5000).fit(train.X, train.y)  # doctest: +SKIP
-    >>> res = linear_datamodeling_score(oa.influence(model, train, test), model, train, test)  # doctest: +SKIP
+    >>> train, test = oa.datasets.load_demo()
+    >>> model = LogisticRegression().fit(train.X, train.y)
+    >>> scores = oa.influence(model, train, test.subset(range(20)))
+    >>> res = linear_datamodeling_score(scores, model, train, test.subset(range(20)),
+    ...                                 n_subsets=10, progress=False)
+    >>> -1.0 <= float(res.summary["lds"].iloc[0]) <= 1.0
+    True
     """
     from ..influence.lds import lds, retrained_outputs, subset_masks
 

@@ -237,8 +237,16 @@ def run_experiment(
 
     Examples
     --------
-    >>> run = run_experiment("experiments/quick.toml", "results/quick")  # doctest: +SKIP
-    >>> run.tables["summary"]  # doctest: +SKIP
+    >>> import tempfile
+    >>> config = {
+    ...     "name": "tiny",
+    ...     "dataset": {"name": "breast_cancer", "n_samples": 80, "standardize": True},
+    ...     "noise": {"fraction": 0.1},
+    ...     "methods": [{"name": "loo"}, {"name": "knn_shapley", "k": 5}],
+    ... }
+    >>> run = run_experiment(config, tempfile.mkdtemp(), progress=False)
+    >>> sorted(run.tables["summary"]["method"])
+    ['knn_shapley', 'loo']
     """
     from threadpoolctl import threadpool_limits
 

@@ -36,9 +36,9 @@ Examples
 --------
 >>> from sklearn.linear_model import Ridge
 >>> import openattrib as oa
->>> train, valid = oa.datasets.load_diabetes().split(test_size=0.3, seed=0)  # doctest: +SKIP
->>> game = oa.ModelUtility(Ridge(), train, valid, scorer="r2")  # doctest: +SKIP
->>> type(game._fast_path).__name__  # doctest: +SKIP
+>>> train, valid = oa.datasets.load_diabetes().split(test_size=0.3, seed=0)
+>>> game = oa.ModelUtility(Ridge(), train, valid, scorer="r2")
+>>> type(game.fast_path).__name__
 'LinearFastPath'
 """
 

@@ -215,9 +215,11 @@ def attribute_prediction(
     --------
     >>> import openattrib as oa
     >>> from sklearn.linear_model import LogisticRegression
-    >>> train, valid = oa.datasets.load_demo()  # doctest: +SKIP
-    >>> model = LogisticRegression(max_iter=1000).fit(train.X, train.y)  # doctest: +SKIP
-    >>> oa.attribute_prediction(model, train, valid.X[0]).ranking()  # doctest: +SKIP
+    >>> train, valid = oa.datasets.load_demo()
+    >>> model = LogisticRegression(max_iter=1000).fit(train.X, train.y)
+    >>> result = oa.attribute_prediction(model, train, valid.X[0])
+    >>> sorted(result.ranking()) == sorted(train.contributor_ids)  # every contributor ranked
+    True
 
     For a torch causal language model, ``x`` is the prompt and ``y`` the completion (token
     ids) and the result is the per-test result of

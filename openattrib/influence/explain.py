@@ -181,9 +181,9 @@ def explain_prediction(
     --------
     >>> import openattrib as oa
     >>> from sklearn.linear_model import LogisticRegression
-    >>> train, valid = oa.datasets.load_demo()  # doctest: +SKIP
-    >>> model = LogisticRegression(max_iter=1000).fit(train.X, train.y)  # doctest: +SKIP
-    >>> oa.explain_prediction(model, train, valid.X[0])  # doctest: +SKIP
+    >>> train, valid = oa.datasets.load_demo()
+    >>> model = LogisticRegression(max_iter=1000).fit(train.X, train.y)
+    >>> explanation = oa.explain_prediction(model, train, valid.X[0])
     """
     import shap
 

@@ -64,10 +64,12 @@ class InfluenceResult(PerTestResult):
     --------
     >>> import openattrib as oa
     >>> from sklearn.linear_model import LogisticRegression
-    >>> train, test = oa.datasets.load_breast_cancer().split(test_size=0.2, seed=0)
-    >>> model = LogisticRegression(max_iter=5000).fit(train.X, train.y)  # doctest: +SKIP
-    >>> result = oa.influence(model, train, test, damping=1e-3)  # doctest: +SKIP
-    >>> result.for_test(0).ranking()[:3]  # doctest: +SKIP
+    >>> train, test = oa.datasets.load_demo()
+    >>> model = LogisticRegression().fit(train.X, train.y)
+    >>> result = oa.influence(model, train, test, damping=1e-3)
+    >>> result.to_array().shape  # (n_test, n_train)
+    (170, 322)
+    >>> top = result.for_test(0).ranking()[:3]  # the three training points that help most
     """
 
     def __init__(

@@ -96,10 +96,26 @@ def tracin(
 
     Examples
     --------
-    >>> import torch  # doctest: +SKIP
-    >>> net = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Tanh(), torch.nn.Linear(8, 3))  # doctest: +SKIP
-    >>> result = oa.tracin(net, train, test, checkpoints=[s1, s2], learning_rates=0.1)  # doctest: +SKIP
-    >>> result.for_test(0).ranking()[:5]  # doctest: +SKIP
+    >>> import copy
+    >>> import openattrib as oa
+    >>> import torch
+    >>> train, test = oa.datasets.load_iris().split(test_size=0.2, seed=0)
+    >>> _ = torch.manual_seed(0)
+    >>> net = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Tanh(), torch.nn.Linear(8, 3))
+    >>> X, y = torch.tensor(train.X, dtype=torch.float32), torch.tensor(train.y)
+    >>> checkpoints = []
+    >>> for step in range(20):  # plain gradient descent; keep the weights every 10th step
+    ...     net.zero_grad()
+    ...     torch.nn.functional.cross_entropy(net(X), y).backward()
+    ...     with torch.no_grad():
+    ...         for p in net.parameters():
+    ...             p -= 0.1 * p.grad
+    ...     if step % 10 == 9:
+    ...         checkpoints.append(copy.deepcopy(net.state_dict()))
+    >>> result = oa.tracin(net, train, test, checkpoints=checkpoints, learning_rates=0.1,
+    ...                    progress=False)
+    >>> result.to_array().shape  # (n_test, n_train)
+    (30, 120)
     """
     from tqdm.auto import tqdm
 

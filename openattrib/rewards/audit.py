@@ -185,8 +185,8 @@ def audit(
     Examples
     --------
     >>> import openattrib as oa
-    >>> train, _ = oa.datasets.load_demo()  # doctest: +SKIP
-    >>> audit(train).flagged  # doctest: +SKIP
+    >>> train, _ = oa.datasets.load_demo()
+    >>> audit(train).flagged  # the data card's planted copier and near-copier
     ['dave', 'erin']
     """
     if not isinstance(dataset, Dataset):
