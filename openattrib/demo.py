@@ -3,11 +3,14 @@
 1. register the eight demo contributors' submissions in the ledger's contribution registry,
    in the data card's submission order, and decide who owns each row (first registrant;
    copies of someone else's rows, exact or near, belong to the original's registrant);
-2. value the *owned* data (each row once, credited to its owner): exact Shapley,
-   truncated Monte Carlo Shapley and Banzhaf with error bars, and leave-one-out;
-3. allocate a token pool from the Monte Carlo values (exact integers, uncertainty-aware),
-   so copiers are paid nothing for copied rows; the same recipe on the submitted data
-   shows what they would have been paid (withheld);
+2. value the *owned* data (each row once, credited to its owner): exact Shapley, Banzhaf
+   with error bars and leave-one-out of the contributor game, for the table; and, for the
+   payout, truncated Monte Carlo Shapley of the *points*, summed per owner over positive
+   values (:func:`openattrib.rewards.split_robust`: splitting rows among identities
+   cannot change it, and registry deduplication makes resubmitting worthless);
+3. allocate a token pool from those owner sums (exact integers, proportional), so copiers
+   are paid nothing for copied rows; the same recipe on the submitted data shows what they
+   would have been paid (withheld);
 4. audit the data for copied rows;
 5. append the run and its allocation to a Merkle ledger, sign a checkpoint, prove the
    allocation's inclusion and verify it; export the on-chain claims file;
@@ -31,7 +34,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from . import datasets, methods
@@ -45,6 +47,7 @@ __all__ = [
     "DemoSummary",
     "DEMO_RECIPE",
     "DEMO_POOL",
+    "DEMO_POLICY",
     "DEMO_SUBMISSION_ORDER",
     "demo_key",
     "demo_address",
@@ -53,13 +56,15 @@ __all__ = [
 #: the order the contributors submitted their data (data/DATA_CARD.md, "Contributors")
 DEMO_SUBMISSION_ORDER = ("alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi")
 
-#: the recorded run: truncated Monte Carlo Shapley over contributors (reproducible by seed)
+#: the recorded run: truncated Monte Carlo Shapley over points, positive values summed per
+#: owner (the split-robust payout; reproducible by seed)
 DEMO_RECIPE: dict[str, Any] = {
     "target": "label",
     "contributor": "contributor",
     "model": "logistic",
     "scorer": "accuracy",
-    "players": "contributors",
+    "players": "points",
+    "payout": "split_robust",
     "method": "permutation_shapley",
     "params": {"stop": "MaxSamples(400)", "truncation": 0.01},
     "seed": 0,
@@ -68,6 +73,8 @@ DEMO_RECIPE: dict[str, Any] = {
 }
 #: 1,000 tokens of 18 decimals
 DEMO_POOL = 1000 * 10**18
+#: per-point clipping already happened in the owner sums; proportional keeps it split-proof
+DEMO_POLICY = "proportional"
 
 
 @dataclass
@@ -176,8 +183,7 @@ def run_demo(
             "rows": [len(groups[name]) for name in exact.names],
             "owned rows": ownership.contributors.loc[exact.names, "owned"].to_numpy(),
             "exact shapley": exact.values,
-            "tmc shapley": tmc.values,
-            "tmc stderr": tmc.stderr,
+            "paid: point sum": [tmc[name] for name in exact.names],
             "banzhaf": bz.values,
             "banzhaf stderr": bz.stderr,
             "loo": leave_one_out.values,
@@ -187,21 +193,24 @@ def run_demo(
     summary.table = table
     say("Contributor values (validation accuracy points):")
     say(table.to_string(float_format=lambda v: f"{v:+.4f}"))
-    max_error = float(np.max(np.abs(tmc.values - exact.values)))
+    unpaid = tmc.diagnostics["unpaid_negative"]
     say(
-        f"TMC vs exact Shapley: max |error| {max_error:.4f}, max stderr {np.max(tmc.stderr):.4f}; "
-        f"exact values sum to v(all) - v(none) = {exact.values.sum():.4f}\n"
+        "'paid: point sum' is what the payout uses: each owner's sum of positive point values "
+        "(truncated Monte Carlo Shapley of the points, 400 permutations), unchanged by how an "
+        "owner splits its rows among identities; negative point values are not paid (unpaid: "
+        + ", ".join(f"{n} {unpaid[n]:+.4f}" for n in tmc.names if unpaid.get(n))
+        + f"). Exact contributor values sum to v(all) - v(none) = {exact.values.sum():.4f}\n"
     )
 
     # --------------------------------------------------------------- allocate
-    allocation = allocate(tmc, DEMO_POOL, policy="uncertainty_aware")
+    allocation = allocate(tmc, DEMO_POOL, policy=DEMO_POLICY)
     summary.allocation = allocation
     pay = allocation.to_frame()
     say(f"Allocation of {DEMO_POOL} base units (1,000 tokens), policy {allocation.policy}:")
     say(pay.to_string())
     total = sum(allocation.amounts.values())
     say(f"sum of amounts = {total} ({'exactly the pool' if total == DEMO_POOL else 'MISMATCH'})\n")
-    before = allocate(summary.before, DEMO_POOL, policy="uncertainty_aware")
+    before = allocate(summary.before, DEMO_POOL, policy=DEMO_POLICY)
     summary.payouts = pd.DataFrame(
         {
             "without provenance": [before.amounts.get(n, 0) for n in pay.index],
@@ -407,7 +416,11 @@ def _write_report(
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     summary.attributions["tmc"].plot(ax=axes[0])
     summary.attributions["banzhaf"].plot(ax=axes[1])
-    report.add_figure(fig, caption="Monte Carlo values with 95% intervals")
+    report.add_figure(
+        fig,
+        caption="Paid values (positive point values summed per owner) and Monte Carlo "
+        "Banzhaf values of the contributor game with 95% intervals",
+    )
     plt.close(fig)
     report.add_heading("Reward allocation")
     report.add_table(summary.allocation.to_frame())

@@ -15,6 +15,11 @@ A recipe is a dict::
 
 ``method`` is any name of :mod:`openattrib.methods`, canonical or alias (recipes recorded
 before the registry say ``tmc``, ``oob``, ``knn``...: they reproduce unchanged).
+
+An optional ``"payout": "split_robust"`` (with ``"players": "points"``) turns the point
+values into what the payout is made of: each owner's sum of positive point values
+(:func:`openattrib.rewards.split_robust`), a contributor-level result that splitting rows
+among identities cannot change.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from .result import Attribution
 
 __all__ = [
     "MODELS",
+    "PAYOUTS",
     "compute",
     "depends_on_time",
     "make_model",
@@ -41,6 +47,8 @@ __all__ = [
 log = logging.getLogger("openattrib")
 
 MODELS = ("logistic", "knn", "ridge", "tree", "naive_bayes")
+#: values of a recipe's optional ``"payout"``: how point values become contributor values
+PAYOUTS = ("split_robust",)
 
 
 def make_model(name: str, task: str, seed: int = 0) -> Any:
@@ -208,7 +216,8 @@ def compute(
     :class:`~openattrib.rewards.Provenance` of ``train``'s rows), the owned data is valued
     (each row once, credited to its first registrant) and the result mapped back to
     ``train``'s rows or contributors, copiers' copied rows at 0; the recipe then records
-    ``"ownership"`` (its parameters) so the run can be recomputed from the ledger.
+    ``"ownership"`` (its parameters) so the run can be recomputed from the ledger. With
+    ``"payout": "split_robust"`` the point values (on the owned data) are summed per owner.
     """
     from . import methods
 
@@ -227,6 +236,12 @@ def compute(
         result.provenance["recipe"] = recipe
         return result
 
+    payout = recipe.get("payout")
+    if payout is not None and (payout not in PAYOUTS or recipe.get("players") != "points"):
+        raise ValidationError(
+            f"recipe 'payout' must be one of {PAYOUTS} with players 'points' (point values "
+            f"summed per owner), got payout {payout!r} with players {recipe.get('players')!r}"
+        )
     name = recipe.get("method")
     if not isinstance(name, str):
         raise ValidationError(
@@ -258,6 +273,10 @@ def compute(
         progress=progress,
     )
     result = methods.run(name, inputs, params, seed=seed)
+    if payout == "split_robust":
+        from .rewards import split_robust
+
+        result = split_robust(result, train)
     result.provenance["recipe"] = dict(recipe)
     return result
 

@@ -199,3 +199,24 @@ def test_robust_shapley_discounts_sybil_copies_without_the_registry(partitioned_
     assert robust == pytest.approx(plain / 4)  # each of 3 perfect replicas: exp(-ln2 * 2)
     if honest > 0:
         assert robust <= honest + 1e-12
+
+
+def test_split_robust_gains_nothing_from_splitting_or_registered_resubmission(partitioned_split):
+    train, valid = partitioned_split
+    kwargs = dict(
+        model=KNeighborsClassifier(n_neighbors=3),
+        copies=(0, 1, 2),
+        methods=("exact_shapley", "split_robust"),
+        point_budget=20,
+    )
+    split = replication_experiment(train, valid, "c1", modes=("split",), **kwargs)
+    robust = split.xs("split_robust", level="method")
+    # splitting: the point values are the same, so is the owner's total (up to rounding)
+    assert (robust["share_change"].abs() <= 1e-12).all()
+    assert robust["copier_value"].to_numpy() == pytest.approx(robust["copier_value"].iloc[0])
+    registered = replication_experiment(
+        train, valid, "c1", modes=("own_name", "sybil"), registry=True, **kwargs
+    )
+    assert (registered.xs("split_robust", level="method")["share_change"].abs() <= 1e-12).all()
+    with pytest.raises(ValidationError, match="point_budget"):
+        replication_experiment(train, valid, "c1", methods=("split_robust",), point_budget=0)

@@ -13,7 +13,11 @@ copies), :func:`openattrib.rewards.provenance` gives each row to its first regis
 the owned data is valued (:meth:`~openattrib.rewards.Provenance.credit` maps the values
 back to the identities). Copies then earn nothing; a split is not a copy and is untouched.
 The method ``"robust_shapley"`` (:func:`openattrib.rewards.robust_shapley`) is the
-similarity-discounted Shapley value of Agarwal, Dahleh & Sarkar.
+similarity-discounted Shapley value of Agarwal, Dahleh & Sarkar; ``"split_robust"``
+(:func:`openattrib.rewards.split_robust`) is truncated Monte Carlo Shapley of the *points*
+(the experiment's model, ``point_budget`` permutations, ``seed``), positive values summed
+per owner, with the similarity discount at point level for duplicates left in the data:
+splitting cannot change it, and with the registry neither can resubmitting.
 
 Background: Shapley values are not replication-robust (Agarwal, Dahleh & Sarkar 2019, "A
 Marketplace for Data: An Algorithmic Solution", EC '19; Ohrimenko, Tople & Tschiatschek 2019,
@@ -41,7 +45,7 @@ from ..data import Dataset
 from ..errors import ValidationError
 from ..rewards import allocate
 
-__all__ = ["replication_experiment", "replicate", "DEFAULT_METHODS", "MODES"]
+__all__ = ["replication_experiment", "replicate", "DEFAULT_METHODS", "MODES", "SPLIT_ROBUST"]
 
 log = logging.getLogger("openattrib")
 
@@ -50,6 +54,9 @@ DEFAULT_METHODS = ("exact_shapley", "exact_banzhaf", "loo", "knn_shapley")
 MODES = ("own_name", "sybil", "split")
 #: the replication-robust scheme: exact Shapley discounted by :func:`openattrib.rewards.robust_shapley`
 ROBUST = "robust_shapley"
+#: the split-robust scheme: point values summed per owner, :func:`openattrib.rewards.split_robust`
+SPLIT_ROBUST = "split_robust"
+_SCHEMES = (ROBUST, SPLIT_ROBUST)
 #: names this function took before the method registry (exact enumeration both)
 _OLD_NAMES = {"shapley": "exact_shapley", "banzhaf": "exact_banzhaf"}
 
@@ -119,11 +126,11 @@ def _canonical(methods: Sequence[str]) -> list[str]:
                 stacklevel=3,
             )
             name = new
-        if name == ROBUST:
+        if name in _SCHEMES:
             out.append(name)
             continue
         if not isinstance(name, str) or name not in registry.names():
-            valid = ", ".join([*registry.names(), ROBUST])
+            valid = ", ".join([*registry.names(), *_SCHEMES])
             raise ValidationError(f"unknown method {name!r}; valid: {valid}")
         out.append(registry.get(name).name)
     return list(dict.fromkeys(out))
@@ -138,8 +145,18 @@ def _values(
     k_neighbours: int,
     games: dict,
     seed: int,
+    point_budget: int,
 ) -> Any:
     from ..games import ModelUtility
+
+    if method == SPLIT_ROBUST:  # Monte Carlo Shapley of the points, summed per owner
+        from ..rewards import split_robust
+
+        points = registry.MethodInput(
+            train, valid, model=model, scorer=scorer, players="points", progress=False
+        )
+        params = {"budget": point_budget, "truncation": 0.01}
+        return split_robust(registry.run("permutation_shapley", points, params, seed=seed), train)
 
     def make_game() -> Any:
         key = train.content_hash() + str(train.contributor_ids)
@@ -182,6 +199,7 @@ def replication_experiment(
     max_players: int = 14,
     registry: bool = False,
     near_threshold: float = 0.05,
+    point_budget: int = 200,
 ) -> pd.DataFrame:
     """How the copier's payout changes when it replicates its own data ``k`` times.
 
@@ -196,7 +214,7 @@ def replication_experiment(
     model : scikit-learn estimator, default LogisticRegression(max_iter=1000)
     copies : sequence of int
         Numbers of extra copies to try (0 = honest baseline).
-    methods : sequence of method names (:mod:`openattrib.methods`, or ``"robust_shapley"``)
+    methods : sequence of method names (:mod:`openattrib.methods`, ``"robust_shapley"`` or ``"split_robust"``)
         Default: exact Shapley, exact Banzhaf and leave-one-out of the contributor-level
         game (:class:`~openattrib.ModelUtility` with ``players="contributors"``), and
         KNN-Shapley of the points summed per contributor. Monte Carlo methods run with
@@ -213,6 +231,8 @@ def replication_experiment(
         row once, credited to its first registrant.
     near_threshold : float, default 0.05
         Near-duplicate threshold of the provenance step (``registry=True``).
+    point_budget : int, default 200
+        Permutations of the point-level Monte Carlo Shapley of ``"split_robust"``.
 
     Returns
     -------
@@ -250,8 +270,11 @@ def replication_experiment(
             f"{train.n_contributors} contributors + {max(copies)} sybils exceed max_players="
             f"{max_players} for exact enumeration; use fewer contributors or copies"
         )
+    if isinstance(point_budget, bool) or not isinstance(point_budget, int) or point_budget < 1:
+        raise ValidationError(f"point_budget must be an int >= 1, got {point_budget!r}")
     records = []
     games: dict = {}
+    common = (model, scorer, k_neighbours, games, seed, point_budget)
     baseline: dict[str, Any] = {}  # copies=0 is the same data set in every mode
     for mode in modes:
         for k in copies:
@@ -262,11 +285,9 @@ def replication_experiment(
                     values = baseline[method]
                 elif ownership is not None:
                     owned = ownership.owned()
-                    values = ownership.credit(
-                        _values(method, owned, valid, model, scorer, k_neighbours, games, seed)
-                    )
+                    values = ownership.credit(_values(method, owned, valid, *common))
                 else:
-                    values = _values(method, data, valid, model, scorer, k_neighbours, games, seed)
+                    values = _values(method, data, valid, *common)
                 if k == 0:
                     baseline[method] = values
                 records.append(_record(mode, method, k, identities, values, pool, policy))

@@ -5,7 +5,9 @@ policy, with integer amounts that sum exactly to the pool; ``split_fee`` and ``A
 the same per inference and settle periodically; ``audit`` looks for contributors gaming
 the payout (duplicated data, sybil identities); ``provenance`` gives each row to its first
 registrant in the ledger's contribution registry (copies are valued once, for their owner)
-and ``robust_shapley`` discounts replicated identities (Agarwal, Dahleh & Sarkar 2019). The
+and ``robust_shapley`` discounts replicated identities (Agarwal, Dahleh & Sarkar 2019);
+``split_robust`` pays each owner the sum of its points' positive values, so splitting rows
+among identities changes nothing. The
 replication experiment, which runs estimators, is
 :func:`openattrib.experiments.replication_experiment`.
 """
@@ -20,7 +22,7 @@ from .explain import Explanation
 from .fees import Accrual, FeeSplit, split_fee
 from .policies import POLICIES
 from .provenance import Provenance, provenance
-from .robust import contributor_similarity, robust_shapley, similarity_discount
+from .robust import contributor_similarity, robust_shapley, similarity_discount, split_robust
 
 __all__ = [
     "POLICIES",
@@ -39,6 +41,7 @@ __all__ = [
     "robust_shapley",
     "similarity_discount",
     "split_fee",
+    "split_robust",
 ]
 
 _MOVED = {"replicate", "replication_experiment"}
