@@ -40,7 +40,11 @@ OVERRIDES: dict[str, dict[str, object]] = {
         "BACKGROUND_SIZE": 50,
         "TOP_K": 3,
     },
-    "04_reward_allocation.ipynb": {"MC_PERMUTATIONS": 50, "MAX_COPIES": 1},
+    "04_reward_allocation.ipynb": {
+        "MC_PERMUTATIONS": 50,
+        "MAX_COPIES": 1,
+        "POINT_PERMUTATIONS": 20,
+    },
     "08_language_model_attribution.ipynb": {
         "PACKAGES": ["json", "csv", "textwrap", "email"],
         "N_GENERATIONS": 4,

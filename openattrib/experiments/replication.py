@@ -45,7 +45,7 @@ from ..data import Dataset
 from ..errors import ValidationError
 from ..rewards import allocate
 
-__all__ = ["replication_experiment", "replicate", "DEFAULT_METHODS", "MODES", "SPLIT_ROBUST"]
+__all__ = ["replication_experiment", "replicate", "DEFAULT_METHODS", "MODES"]
 
 log = logging.getLogger("openattrib")
 
