@@ -205,7 +205,7 @@ RANK = {
     "influence": 3,
     "text": 3,  # issue 14: corpus, span index, span attribution (produces Attribution)
     "methods": 4,
-    "recipe": 4,
+    "recipe": 5.5,  # issue 16: a recipe's payout step calls rewards.split_robust; only consumers import it
     "rewards": 5,
     "ledger": 6,
     "plots": 7,

@@ -211,19 +211,21 @@ def split_robust(
     of ``dataset`` that are exact or near duplicates of row ``i`` (Agarwal, Dahleh &
     Sarkar's similarity discount at point level; no discount without ``dataset``).
 
-    Properties (see the module docstring for the proofs' assumptions):
+    Properties (proofs and assumptions in the docstring of ``openattrib.rewards.robust``):
 
     * **split-invariance**: regrouping an owner's rows among any number of identities,
       with no row added or removed, leaves every identity group's total and every other
-      contributor's value unchanged -- exactly, for a point-level method whose values do
-      not read the contributor column (all of :mod:`openattrib.methods`; Monte Carlo ones
-      with the same seed). ``allocate(..., policy="proportional")`` then pays the group
-      exactly what the owner got: the clip at 0 is applied per point, so splitting off
-      harmful rows gains nothing either (a per-identity clip would pay for it).
+      contributor's value unchanged -- exactly (up to float rounding of the sums), for a
+      point-level method whose values do not read the contributor column (tested for
+      Monte Carlo permutation Shapley with the same seed and for KNN-Shapley).
+      ``allocate(..., policy="proportional")`` then pays the group what the owner got:
+      the clip at 0 is applied per point, so splitting off harmful rows gains nothing
+      either (a per-identity clip would pay for it).
     * **replication**: a row present ``k + 1`` times gets ``k`` twins and each copy is
       discounted by ``2**-k``; for a monotone point game the copies' total never exceeds
-      the honest point value (the :mod:`guarantee <openattrib.rewards.robust>` applied to
-      points). Registry deduplication removes such copies before valuation.
+      the honest point value (the guarantee of ``robust_shapley``, stated in the module
+      ``openattrib.rewards.robust``, applied to points). Registry deduplication removes
+      such copies before valuation.
 
     Parameters
     ----------
