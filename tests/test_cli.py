@@ -52,6 +52,28 @@ def test_value_loo_points(csv_file, tmp_path):
     assert result.by_contributor().level == "contributors"
 
 
+def test_value_payout_split_robust_sums_positive_point_values(csv_file, tmp_path, capsys):
+    path, _ = csv_file
+    points, paid = tmp_path / "points.json", tmp_path / "paid.json"
+    common = ("--model", "knn", "--method", "knn_shapley")
+    assert value_cli(path, points, "--players", "points", *common) == 0
+    assert value_cli(path, paid, "--payout", "split_robust", *common) == 0
+    points, paid = oa.Attribution.load(points), oa.Attribution.load(paid)
+    assert paid.level == "contributors" and paid.provenance["recipe"]["payout"] == "split_robust"
+    owners = np.asarray(points.contributors)
+    for name in paid.names:
+        expected = np.maximum(points.values[owners == name], 0).sum()
+        if name in ("alice", "dave", "erin"):  # the copied rows and their originals: discounted
+            assert paid[name] < expected
+        else:  # nobody else's rows have a copy in the demo data
+            assert paid[name] == pytest.approx(expected, rel=1e-12, abs=1e-15)
+    capsys.readouterr()
+    code = value_cli(
+        path, tmp_path / "x.json", "--payout", "split_robust", "--players", "contributors"
+    )
+    assert code == 1 and "--payout split_robust" in capsys.readouterr().err
+
+
 def test_string_column_without_contributor_flag_is_named(csv_file, tmp_path, capsys):
     path, _ = csv_file
     code = main(

@@ -11,7 +11,7 @@ import numpy as np
 from .. import methods as registry
 from .._io import check_output_path
 from ..errors import ValidationError
-from ..recipe import MODELS, compute, prepare_data, read_data
+from ..recipe import MODELS, PAYOUTS, compute, prepare_data, read_data
 from ._ownership import ownership_of
 
 
@@ -34,6 +34,13 @@ def add_value_parser(commands: Any) -> None:
         "--players",
         choices=("points", "contributors"),
         help="default: contributors when --contributor is given",
+    )
+    p.add_argument(
+        "--payout",
+        choices=PAYOUTS,
+        help="split_robust: value the points and sum each contributor's positive point values "
+        "(a payout that splitting rows among identities cannot change; needs --contributor, "
+        "implies --players points)",
     )
     p.add_argument("--model", choices=MODELS, default="logistic")
     p.add_argument(
@@ -126,7 +133,7 @@ def recipe_from_args(args: argparse.Namespace, players: str) -> dict[str, Any]:
     if method.monte_carlo and "stop" not in params:
         # recorded, so the recipe reproduces even if the registry's default changes
         params["budget"] = method.defaults["budget"]
-    return {
+    recipe = {
         "target": args.target,
         "contributor": args.contributor,
         "model": args.model,
@@ -138,12 +145,20 @@ def recipe_from_args(args: argparse.Namespace, players: str) -> dict[str, Any]:
         "standardize": not args.no_standardize,
         "split": None if args.valid else {"test_size": args.test_size, "seed": args.seed},
     }
+    if args.payout is not None:  # only then: recipes without a payout read as before
+        recipe["payout"] = args.payout
+    return recipe
 
 
 def run_value(args: argparse.Namespace) -> int:
-    players = args.players or ("contributors" if args.contributor else "points")
+    players = args.players or ("contributors" if args.contributor and not args.payout else "points")
     if players == "contributors" and not args.contributor:
         raise ValidationError("--players contributors needs --contributor COLUMN")
+    if args.payout and (players != "points" or not args.contributor):
+        raise ValidationError(
+            f"--payout {args.payout} sums point values per contributor: it needs --contributor "
+            "COLUMN and --players points (the default with --payout)"
+        )
     recipe = recipe_from_args(args, players)
     check_output_path(args.out)
     data, valid = read_data(recipe, args.data, args.valid)
