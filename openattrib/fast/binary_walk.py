@@ -19,6 +19,10 @@ slowest column. This walker solves prefix ``k`` exactly from prefix ``k - 1``'s 
    Nocedal & Wright, *Numerical Optimization*, 2nd ed., 2006, thm 3.5). Long steps
    (``LONG_STEP``) are halved until ``F`` does not increase (ibid., ch. 3). From the predicted start two
    iterations suffice; the last Cholesky factor is kept for the next prefix's predictor.
+   When one row was added the predictor *is* a Newton step on the new problem (its gradient
+   ``(pi - y) x`` and Hessian ``H + s x x'`` at the previous optimum, up to the factor being
+   taken one iterate before that optimum), so it counts as the first step ``d1`` of the
+   quadratic test and a single corrector iteration usually suffices.
 
 ``F = sum_i loss_i + ||w||^2 / (2C)`` (intercept unpenalised) is scikit-learn's objective
 times the number of rows, as in :mod:`.logistic`. Everything works on small arrays held by
@@ -79,17 +83,22 @@ class BinaryWalker:
     def solve(self, X: np.ndarray, y: np.ndarray) -> bool:
         """Move the solution to the optimum on rows ``X`` (a prefix extending the last one)."""
         n = len(X)
+        previous = np.inf  # the last full (Newton) step's size
         if self.w is None:
             w = np.zeros(X.shape[1])
         else:
             w = self._predict_start(X[self.n_solved :], y[self.n_solved :])
             if not np.isfinite(w).all():
                 w = self.w.copy()
+            elif n == self.n_solved + 1:
+                # one row added: the predictor is a full Newton step on the new problem
+                # (its gradient and Hessian at the previous optimum), so it counts as the
+                # previous step of the quadratic-convergence test below
+                previous = float(np.abs(w - self.w).max())
         penalty = self.penalty
         diagonal = slice(None, None, len(w) + 1)
         XT = X.T
         before = None
-        previous = np.inf  # the last full step's size
         for _iteration in range(self.max_iter):
             z = X @ w
             pi = expit(z)
@@ -124,7 +133,11 @@ class BinaryWalker:
                 size <= self.step_tol * reference
                 # quadratic convergence: the error left after this step is about
                 # size * (size / previous) ** 2 (Newton's error squares each iteration)
-                or (size <= 1e-2 * reference and size**3 <= self.step_tol * reference * previous**2)
+                or (
+                    previous < np.inf
+                    and size <= 1e-2 * reference
+                    and size**3 <= self.step_tol * reference * previous**2
+                )
             ):
                 self.w, self.factor, self.n_solved = w, factor, n
                 return True

@@ -30,8 +30,9 @@ Problems above ``MAX_DENSE_COEFFICIENTS`` coefficients (vectors x (features + 1)
 10 classes x 65 = 650) are solved by Hessian-free Newton-CG (:mod:`.newton_cg`),
 preconditioned by the inverse Hessian of the full data at its solution; a dense solve there
 would cost more than scikit-learn's L-BFGS. Two-class walks solve prefix by prefix
-(:mod:`.binary_walk`). Coalitions missing one row (leave-one-out) start from the Woodbury
-Newton step off the full solution (:meth:`LogisticFastPath._leave_one_out_starts`). Fits with
+(:mod:`.binary_walk`). Coalitions missing one row (leave-one-out) are solved together by a
+chord iteration from the full solution with one inverse Hessian and a Woodbury correction
+per row (:mod:`.logistic_loo`). Fits with
 sample weights (bootstrap bags) go through :meth:`LogisticFastPath.weighted_outputs`.
 
 The result is the exact optimum of scikit-learn's objective. scikit-learn's own solvers stop
@@ -51,6 +52,7 @@ import numpy as np
 from ..errors import ValidationError
 from .base import FastPath
 from .binary_walk import BinaryWalker
+from .logistic_loo import leave_one_out_chord
 from .multinomial import damped_newton, link_parts, predictor_starts
 from .newton_cg import LogisticProblem, dense_preconditioner, newton_cg
 from .scoring import NotSupported
@@ -150,6 +152,7 @@ class LogisticFastPath(FastPath):
         self._full: np.ndarray | None = None
         self._preconditioners: dict[tuple, Any] = {}
         self._full_inverse: np.ndarray | None = None
+        self.loo_passes = 0  # data passes of the leave-one-out chord iteration
         # two classes and a dense problem: walks solve prefix by prefix (.binary_walk)
         self._sequential = self.n_classes == 2 and not self._hessian_free(1)
         if self._sequential:
@@ -391,16 +394,29 @@ class LogisticFastPath(FastPath):
             counts = np.bincount(self.label_index[rows], minlength=self.n_classes)
             groups.setdefault(tuple(int(c) for c in np.flatnonzero(counts)), []).append(j)
         full = self._full_solution()
+        everything: ClassSet = tuple(range(self.n_classes))
+        n = self.X.shape[0]
         for classes, members in groups.items():
+            if classes == everything and row_weights is None and self._leave_one_out_ready():
+                missing = [j for j in members if len(row_sets[j]) == n - 1]
+                if missing:
+                    total = n * (n - 1) // 2
+                    removed = np.array([total - int(row_sets[j].sum()) for j in missing])
+                    W, converged = self.leave_one_out_coefficients(removed)
+                    out, trouble = self._predict(W, converged, classes)
+                    outputs[missing] = out
+                    for position, j in enumerate(missing):
+                        troubles[j] = trouble[position]
+                    members = [j for j in members if len(row_sets[j]) != n - 1]
+                    if not members:
+                        continue
             union = np.unique(np.concatenate([row_sets[j] for j in members]))
             mask = np.zeros((len(union), len(members)))
             for column, j in enumerate(members):
                 where = np.searchsorted(union, row_sets[j])
                 mask[where, column] = 1.0 if row_weights is None else row_weights[j]
-            start = self._convert(full, tuple(range(self.n_classes)), classes)
+            start = self._convert(full, everything, classes)
             W0 = np.broadcast_to(start, (len(members), start.size))
-            if len(classes) == self.n_classes:
-                W0 = self._leave_one_out_starts(W0, [row_sets[j] for j in members], row_weights)
             W, converged = self._solve(union, mask, W0, classes)
             out, trouble = self._predict(W, converged, classes)
             outputs[members] = out
@@ -408,68 +424,50 @@ class LogisticFastPath(FastPath):
                 troubles[j] = trouble[position]
         return outputs, troubles
 
-    def _leave_one_out_starts(
-        self, W0: np.ndarray, row_sets: list[np.ndarray], row_weights: list | None
-    ) -> np.ndarray:
-        """Starts for coalitions missing one training row: the Newton step from the full
-        solution, exact for the leave-one-out objective's quadratic model.
-
-        Removing row ``x`` (residual ``r`` = probabilities minus one-hot label, curvature
-        ``A``) from the full problem (solution ``w``, Hessian ``H``) leaves the gradient
-        ``-(r (x) x)`` and the Hessian ``H - A (x) x x'`` at ``w``; by the Woodbury identity
-        the Newton step is ``w + G (I - A M)^-1 r`` with ``G = H^-1 (I (x) x)`` and
-        ``M = (I (x) x)' G`` (the "approximate leave-one-out" of Rad & Maleki, JRSS-B 2020,
-        here only a start: Newton then converges on the exact leave-one-out objective in
-        one or two iterations). One ``q x q`` inverse serves every left-out row.
-        """
-        n, p = self.X.shape
-        if row_weights is not None:
-            return W0
-        missing = [j for j, rows in enumerate(row_sets) if len(rows) == n - 1]
-        if not missing:
-            return W0
-        everything = tuple(range(self.n_classes))
-        m = n_vectors(everything)
-        q = m * p
-        if q > MAX_DENSE_PRECONDITIONER:
-            return W0
-        full = self._full_solution()
+    # -- leave-one-out -------------------------------------------------------------------
+    def _leave_one_out_ready(self) -> bool:
+        """Whether the full Hessian's inverse (``q x q``) exists and is small enough."""
+        m = n_vectors(tuple(range(self.n_classes)))
+        if m * self.X.shape[1] > MAX_DENSE_PRECONDITIONER:
+            return False
         if self._full_inverse is None:
             problem = LogisticProblem(self.X, self.label_index, m, self.penalty, self.fit_intercept)
+            hessian = problem.dense_hessian(np.ones(self.X.shape[0]), self._full_solution())
             try:
-                self._full_inverse = np.linalg.inv(problem.dense_hessian(np.ones(n), full))
+                factor = np.linalg.cholesky(hessian)
             except np.linalg.LinAlgError:
                 self._full_inverse = np.zeros((0, 0))
-        inverse = self._full_inverse
-        if inverse.size == 0:
-            return W0
-        total = n * (n - 1) // 2
-        removed = np.array([total - int(row_sets[j].sum()) for j in missing])
-        X = self.X[removed]  # (B, p)
-        labels = self.label_index[removed]
-        Z = X @ full.reshape(m, p).T  # (B, m)
-        if m == 1:
-            P = 1.0 / (1.0 + np.exp(-Z))
-            R = P - labels[:, None]
-            A = (P * (1.0 - P))[:, :, None]
-        else:
-            P = np.exp(Z - Z.max(axis=1, keepdims=True))
-            P /= P.sum(axis=1, keepdims=True)
-            R = P.copy()
-            R[np.arange(len(removed)), labels] -= 1.0
-            A = -P[:, :, None] * P[:, None, :]
-            A[:, np.arange(m), np.arange(m)] += P
-        G = (inverse.reshape(q * m, p) @ X.T).reshape(q, m, len(removed)).transpose(2, 0, 1)
-        M = np.einsum("bkpl,bp->bkl", G.reshape(len(removed), m, p, m), X)
-        try:
-            T = np.linalg.solve(np.eye(m) - A @ M, R[:, :, None])
-        except np.linalg.LinAlgError:
-            return W0
-        starts = full + (G @ T)[:, :, 0]
-        W0 = np.array(W0)
-        fine = np.isfinite(starts).all(axis=1)
-        W0[np.array(missing)[fine]] = starts[fine]
-        return W0
+            else:
+                inverse_factor = np.linalg.inv(factor)
+                self._full_inverse = inverse_factor.T @ inverse_factor
+        return self._full_inverse.size > 0
+
+    def leave_one_out_coefficients(self, removed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Exact fits leaving out each training row in ``removed``: ``(W, converged)``.
+
+        All classes must stay present. Solved together by the chord iteration of
+        :mod:`.logistic_loo` (one inverse Hessian, Woodbury per row); problems it does not
+        converge are solved by full Newton from its last iterate and counted in
+        ``utility.failures["fast_loo_newton"]``. ``W`` is flattened per fit as in
+        :meth:`fit_coefficients`; ``self.loo_passes`` counts the data passes made.
+        """
+        removed = np.asarray(removed, dtype=np.int64)
+        everything: ClassSet = tuple(range(self.n_classes))
+        m, n = n_vectors(everything), self.X.shape[0]
+        if not self._leave_one_out_ready():
+            raise NotSupported("the full Hessian is too large or not positive definite")
+        problem = LogisticProblem(self.X, self.label_index, m, self.penalty, self.fit_intercept)
+        W, converged, passes = leave_one_out_chord(
+            problem, self._full_solution(), self._full_inverse, removed, step_tol=STEP_TOL
+        )
+        self.loo_passes += passes
+        rest = np.flatnonzero(~converged)
+        if rest.size:
+            self.utility.failures["fast_loo_newton"] += int(rest.size)
+            mask = np.ones((n, rest.size))
+            mask[removed[rest], np.arange(rest.size)] = 0.0
+            W[rest], converged[rest] = self._solve(np.arange(n), mask, W[rest], everything)
+        return W, converged
 
     def fit_coefficients(self, rows: np.ndarray) -> tuple[np.ndarray, ClassSet]:
         """Coefficients of the fit on ``rows`` (for tests): ``(W, classes)``, W per class row.

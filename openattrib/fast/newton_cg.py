@@ -107,6 +107,31 @@ class LogisticProblem:
         curvature = (P * (1.0 - P) * weights, weights) if self.m == 1 else (P, weights)
         return value, gradient, curvature
 
+    def gradient(self, weights: np.ndarray, W: np.ndarray) -> np.ndarray:
+        """The gradient of ``F`` alone (no objective value): one pass, all coalitions."""
+        b = len(W)
+        if self.m == 1:
+            R = expit(self.X @ W.T)
+            R -= self.y[:, None]
+            R *= weights
+            gradient = R.T @ self.X
+        else:
+            # class-major layout (n, m, b): reductions over the classes run along b
+            m, p = self.m, self.p
+            Wt = W.reshape(b, m, p).transpose(1, 0, 2).reshape(m * b, p)
+            Z = (self.X @ Wt.T).reshape(self.n, m, b)
+            Z -= Z.max(axis=1, keepdims=True)
+            np.exp(Z, out=Z)
+            Z /= Z.sum(axis=1, keepdims=True)
+            Z -= self.Y[:, :, None]
+            Z *= weights[:, None, :]
+            G = Z.reshape(self.n, m * b).T @ self.X  # (m * b, p)
+            gradient = G.reshape(m, b, p).transpose(1, 0, 2).reshape(b, self.q)
+        gradient += self.flat_penalty * W
+        if self.shift:
+            gradient[:, self.bias] += self.shift * np.sum(W[:, self.bias], axis=1)[:, None]
+        return gradient
+
     def hessp(self, curvature: tuple[np.ndarray, np.ndarray], V: np.ndarray) -> np.ndarray:
         """Hessian of each coalition times its direction (rows of ``V``)."""
         b = len(V)
