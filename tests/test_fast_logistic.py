@@ -105,3 +105,22 @@ def test_nonconvergence_falls_back_to_refit(monkeypatch):
     got, want = fast.prefix_walk(perm)[0], slow.prefix_walk(perm)[0]
     np.testing.assert_array_equal(got, want)  # every coalition refitted generically
     assert fast.failures["fast_fallback: not_converged"] > 0
+
+
+def test_binary_walk_coefficients_equal_tight_fits_at_every_prefix():
+    """Each prefix of a walk is solved to the optimum, not one step short of it."""
+    from openattrib.fast.binary_walk import BinaryWalker
+    from openattrib.fast.logistic import MAX_NEWTON_ITER, STEP_TOL
+
+    train, valid = data(n=40)
+    X = np.hstack([train.X, np.ones((train.n_samples, 1))])
+    y = train.y.astype(np.float64)
+    penalty = np.r_[np.ones(train.X.shape[1]), 0.0]  # C = 1, intercept unpenalised
+    walker = BinaryWalker(penalty, valid.X, MAX_NEWTON_ITER, STEP_TOL)
+    first = int(np.flatnonzero(y != y[0])[0]) + 1  # the first prefix with both classes
+    for k in range(first, train.n_samples + 1):
+        assert walker.solve(X[:k], y[:k])
+        model = LogisticRegression(tol=1e-12, max_iter=100_000, solver="newton-cg")
+        model.fit(train.X[:k], train.y[:k])
+        np.testing.assert_allclose(walker.w[:-1], model.coef_[0], atol=1e-5)
+        np.testing.assert_allclose(walker.w[-1], model.intercept_[0], atol=1e-5)
