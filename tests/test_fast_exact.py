@@ -253,3 +253,15 @@ def test_exact_shapley_through_fast_batches_matches_generic():
     got = oa.exact_shapley(fast, progress=False).values
     want = oa.exact_shapley(slow, progress=False).values
     np.testing.assert_allclose(got, want, rtol=1e-8, atol=1e-12)
+
+
+@pytest.mark.parametrize(
+    "case", ["ridge-r2", "ridge-nointercept-mse", "linreg-r2", "ridgeclf-3class", "ridgeclf-f1"]
+)
+def test_ridge_family_loo_equals_refits_without_each_row(case):
+    # leave-one-out coalitions are downdates of the full sums (one row's terms removed)
+    fast, slow = games(case, seed=zlib.crc32(case.encode()) % 1000)
+    got = oa.loo(fast, progress=False).values
+    want = oa.loo(slow, progress=False).values
+    assert fast.n_fits == 0
+    np.testing.assert_allclose(got, want, rtol=RTOL, atol=1e-10)

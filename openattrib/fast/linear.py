@@ -113,6 +113,7 @@ class LinearFastPath(FastPath):
             self.T = np.asarray(y, dtype=np.float64)[:, None]
             self.n_classes = 1
         d, t = self.X.shape[1], self.T.shape[1]
+        self._full_sums: tuple | None = None
         # a block holds a few (d x d) and (d x t) arrays per prefix; keep it to ~16 MB
         self.max_block = int(np.clip(2_000_000 // (d * d + d * t + self.n_valid * t), 8, 256))
 
@@ -164,12 +165,32 @@ class LinearFastPath(FastPath):
                 troubles[j] = trouble[position]
         return outputs, troubles
 
+    def _row_sums(self, rows: np.ndarray) -> tuple:
+        """The sums of ``rows``; of a large set, the full sums less its complement's."""
+        n_total = self.X.shape[0]
+        if 2 * len(rows) <= n_total:
+            return self._row_sums_of(rows)
+        if self._full_sums is None:
+            self._full_sums = self._row_sums_of(np.arange(n_total))
+        keep = np.ones(n_total, dtype=bool)
+        keep[rows] = False
+        X, T = self.X[keep], self.T[keep]
+        n, s1, st, sxx, sxt = self._full_sums
+        return n - len(X), s1 - X.sum(axis=0), st - T.sum(axis=0), sxx - X.T @ X, sxt - X.T @ T
+
+    def _row_sums_of(self, rows: np.ndarray) -> tuple:
+        X, T = self.X[rows], self.T[rows]
+        return len(rows), X.sum(axis=0), T.sum(axis=0), X.T @ X, X.T @ T
+
     def outputs(self, row_sets: list[np.ndarray]) -> tuple[np.ndarray, list]:
-        n = np.array([len(r) for r in row_sets], dtype=np.float64)
-        s1 = np.array([self.X[r].sum(axis=0) for r in row_sets])
-        st = np.array([self.T[r].sum(axis=0) for r in row_sets])
-        sxx = np.array([self.X[r].T @ self.X[r] for r in row_sets])
-        sxt = np.array([self.X[r].T @ self.T[r] for r in row_sets])
+        # leave-one-out and other large coalitions are downdates of the full sums: O(d^2)
+        # per left-out row instead of O(n d^2) per coalition
+        sums = [self._row_sums(np.asarray(r)) for r in row_sets]
+        n = np.array([part[0] for part in sums], dtype=np.float64)
+        s1 = np.array([part[1] for part in sums])
+        st = np.array([part[2] for part in sums])
+        sxx = np.array([part[3] for part in sums])
+        sxt = np.array([part[4] for part in sums])
         present = None
         if self.classifier:
             present = np.zeros((len(row_sets), self.n_classes), dtype=bool)
