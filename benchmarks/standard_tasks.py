@@ -70,12 +70,12 @@ ANCHOR_NAME = {"odv": "OpenDataVal 1.3.0", "pydvl": "pyDVL 0.10"}
 
 
 # -- data ----------------------------------------------------------------------------------
-def digits_task() -> dict[str, np.ndarray]:
+def digits_task(raw: bool = False) -> dict[str, np.ndarray]:
     import openattrib as oa
 
     digits = oa.datasets.load_digits()
     permutation = np.random.default_rng(0).permutation(digits.n_samples)
-    X = digits.X / 16.0
+    X = digits.X if raw else digits.X / 16.0
     train = oa.Dataset(X[np.sort(permutation[:1000])], digits.y[np.sort(permutation[:1000])])
     rest = np.sort(permutation[1000:])
     noisy, flipped = oa.datasets.flip_labels(train, 0.1, seed=0)
@@ -176,6 +176,35 @@ def ours(task: str, data: dict, out: dict) -> None:
     out["values"] = np.asarray(result.values, dtype=np.float64)
 
 
+def agreement(task: str, data: dict, out: dict) -> None:
+    """Untimed: how often the fast path's utility equals a fresh scikit-learn fit's.
+
+    20 coalitions of the task's kind (leave-one-out: 20 left-out rows; otherwise random
+    halves, as MSR samples) scored by the fast path and by the generic refit
+    (``fast=False``, the scikit-learn estimator with its own ``max_iter`` and ``tol``),
+    plus whether scikit-learn's full fit converged within ``max_iter``.
+    """
+    from sklearn.linear_model import LogisticRegression
+
+    import openattrib as oa
+
+    train, valid = oa.Dataset(data["X"], data["y"]), oa.Dataset(data["X_valid"], data["y_valid"])
+    fast = oa.ModelUtility(LogisticRegression(), train, valid, cache_size=0)
+    slow = oa.ModelUtility(LogisticRegression(), train, valid, cache_size=0, fast=False)
+    n = train.n_samples
+    rng = np.random.default_rng(1)
+    if task == "loo":
+        masks = ~np.eye(n, dtype=bool)[rng.choice(n, 20, replace=False)]
+    else:
+        masks = rng.random((20, n)) < 0.5
+    got, want = fast.evaluate_batch(masks), slow.evaluate_batch(masks)
+    out["agree"] = float(np.mean(np.isclose(got, want)))
+    out["max_gap"] = float(np.max(np.abs(got - want)))
+    model = LogisticRegression().fit(train.X, train.y)
+    out["sk_iter"] = int(np.max(model.n_iter_))
+    out["sk_max_iter"] = int(model.max_iter)
+
+
 def odv(task: str, data: dict, out: dict) -> None:
     import torch
     from opendataval.dataloader import DataFetcher
@@ -249,6 +278,8 @@ def worker(side: str, task: str, data_path: str, out_path: str) -> None:
     start, cpu = time.perf_counter(), tree_cpu()
     run(task, data, out)
     out["seconds"], out["cpu"] = time.perf_counter() - start, tree_cpu() - cpu
+    if side == "ours" and task != "tmc":
+        agreement(task, data, out)
     np.savez(out_path, **out)
 
 
@@ -316,6 +347,11 @@ def main() -> None:
     parser.add_argument("--msr-samples", type=int, default=500)
     parser.add_argument("--permutations", type=int, default=200)
     parser.add_argument("--reference-permutations", type=int, default=4000)
+    parser.add_argument(
+        "--raw-pixels",
+        action="store_true",
+        help="digits tasks on raw pixels 0-16 (the issue's anchor figures) instead of /16",
+    )
     parser.add_argument("--cache", type=Path, default=Path("/tmp/openattrib-bench-cache"))
     parser.add_argument("--worker", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -335,9 +371,11 @@ def main() -> None:
                 data = dict(breast_cancer_task(), n=args.permutations, truncate=True, seed=0)
                 sizes = f"breast cancer, 100 points, {args.permutations} permutations, rtol=0.01"
             else:
-                data = dict(digits_task())
+                data = dict(digits_task(raw=args.raw_pixels))
                 data["n"] = {"oob": args.bags, "msr": args.msr_samples, "loo": 0}[task]
-                sizes = f"noisy digits, 1,000 points, 64 features, 10 classes, n={data['n']}"
+                pixels = "raw pixels 0-16" if args.raw_pixels else "pixels/16"
+                sizes = f"noisy digits ({pixels}), 1,000 points, 64 features, 10 classes, "
+                sizes += f"n={data['n']}"
             mine = run_side(sys.executable, "ours", task, data, tmp)
             theirs = run_side(anchors[anchor], anchor, task, data, tmp)
             rows = [("openattrib", mine), (ANCHOR_NAME[anchor], theirs)]
@@ -356,6 +394,11 @@ def main() -> None:
                     name: f"flipped-label ROC-AUC {auc(r['values'], data['flipped']):.3f}"
                     for name, r in rows
                 }
+                quality["openattrib"] += (
+                    f"; utility equal to a fresh scikit-learn fit on {mine['agree']:.0%} of 20 "
+                    f"coalitions (max gap {float(mine['max_gap']):.3f}); scikit-learn's full "
+                    f"fit took {int(mine['sk_iter'])} of max_iter={int(mine['sk_max_iter'])}"
+                )
             report(task, sizes, rows, quality)
     print(f"\nload average at end {os.getloadavg()}")
 
