@@ -124,3 +124,33 @@ def test_binary_walk_coefficients_equal_tight_fits_at_every_prefix():
         model.fit(train.X[:k], train.y[:k])
         np.testing.assert_allclose(walker.w[:-1], model.coef_[0], atol=1e-5)
         np.testing.assert_allclose(walker.w[-1], model.intercept_[0], atol=1e-5)
+
+
+@pytest.mark.parametrize("scorer", ["accuracy", "f1"])
+def test_truncated_binary_walk_equals_refits(scorer):
+    """The lean two-class walk: same truncation questions, stop and values as refits."""
+    train, valid = data()
+    fast = ModelUtility(LogisticRegression(), train, valid, scorer=scorer)
+    slow = ModelUtility(LogisticRegression(), train, valid, scorer=scorer, fast=False)
+    assert fast.fast_path._sequential
+    rng = np.random.default_rng(7)
+    agree = []
+    for stop_at in (0, 1, 17, 40):
+        perm = rng.permutation(fast.n_players)
+        asked = {"fast": [], "slow": []}
+
+        def rule(label, stop_at=stop_at, asked=asked):
+            def truncation(k, value):
+                asked[label].append(k)
+                return k >= stop_at
+
+            return truncation
+
+        got, got_n = fast.prefix_walk(perm, rule("fast"))
+        want, want_n = slow.prefix_walk(perm, rule("slow"))
+        assert got_n == want_n == min(stop_at, fast.n_players) + 1
+        assert asked["fast"] == asked["slow"]
+        assert np.all(got[got_n:] == got[got_n - 1])
+        agree.append(got == want)
+    assert fast.n_fits == 0 or fast.failures["single_class"] > 0
+    assert np.mean(np.concatenate(agree)) >= 0.99

@@ -55,7 +55,7 @@ from .binary_walk import BinaryWalker
 from .logistic_loo import leave_one_out_chord
 from .multinomial import damped_newton, link_parts, predictor_starts
 from .newton_cg import LogisticProblem, dense_preconditioner, newton_cg
-from .scoring import NotSupported
+from .scoring import ForeignInput, NotSupported
 
 __all__ = ["LogisticFastPath"]
 
@@ -285,6 +285,56 @@ class LogisticFastPath(FastPath):
                     troubles[j] = trouble[position]
             first = last + 1
         return outputs, troubles
+
+    def prefix_walk(self, permutation, truncation=None):
+        """Two classes, one row per player: each prefix solved only when the walk reaches it.
+
+        Same contract as :meth:`FastPath.prefix_walk`; the lean loop computes no prefix past
+        the truncation point and skips the block book-keeping (other cases: the base walk).
+        """
+        if not self._sequential or self.utility.player_rows is not None:
+            return super().prefix_walk(permutation, truncation)
+        utility = self.utility
+        failures = utility.failures
+        n = utility.n_players
+        permutation = np.asarray(permutation, dtype=np.int64)
+        values = np.empty(n + 1, dtype=np.float64)
+        values[0] = utility.empty_value
+        failures["empty"] += 1
+        X, labels = self.X[permutation], self.label_index[permutation]
+        y = labels.astype(np.float64)
+        walker = BinaryWalker(self.penalty, self.X_valid, MAX_NEWTON_ITER, STEP_TOL)
+        present = np.zeros((1, self.n_classes), dtype=bool)
+        score = self.scoring.score
+        # accuracy (the common case) straight from the decision values: the validation
+        # points whose label is class 1 are those to predict positive (when every
+        # validation label is a training class)
+        positive = None
+        if self.scoring.mode == "accuracy" and (self.scoring.y_index >= 0).all():
+            positive = self.scoring.y_index == 1
+        X_valid_T = walker.X_valid_T
+        for k in range(1, n + 1):
+            if truncation is not None and truncation(k - 1, values[k - 1]):
+                values[k:] = values[k - 1]
+                return values, k
+            present[0, labels[k - 1]] = True
+            rows = permutation[:k]
+            if not present[0, 1 - labels[0]]:  # one class so far
+                values[k], delta = self._single_class(int(labels[0]), rows)
+            elif walker.solve(X[:k], y[:k]):
+                if positive is not None:
+                    hits = np.count_nonzero((walker.w @ X_valid_T > 0) == positive)
+                    values[k], delta = hits / self.n_valid, None
+                    continue
+                try:
+                    values[k], delta = score(walker.outputs()[None, :], present)[0], None
+                except (ForeignInput, ValueError):
+                    values[k], delta = self._generic(rows)
+            else:
+                values[k], delta = self._fallback("not_converged", rows)
+            if delta:
+                failures.update(delta)
+        return values, n + 1
 
     def _walk_sequential(self, state, rows, ends, needed, outputs, troubles):
         """Two classes: each needed prefix solved from the previous one (:mod:`.binary_walk`)."""
