@@ -8,7 +8,9 @@ a path automatically from the estimator's type and parameters:
 estimator                                 how
 ========================================  ==================================================
 ``Ridge``, ``LinearRegression``,          running sums of ``x``, ``x x'``, ``x y`` and one
-``RidgeClassifier``                       ``d x d`` solve per coalition (:mod:`.linear`)
+``RidgeClassifier``                       ``d x d`` solve per coalition; a coalition of
+                                          more than half the rows (leave-one-out) is the
+                                          full sums less its complement's (:mod:`.linear`)
 ``GaussianNB``, ``MultinomialNB``         running per-class sufficient statistics
                                           (:mod:`.naive_bayes`)
 ``KNeighborsClassifier``,                 each validation point keeps its current nearest
@@ -18,7 +20,9 @@ newton-cg / newton-cholesky; any number   objective, per coalition class set: de
 of classes and features)                  to 256 coefficients (two-class walks prefix by
                                           prefix, :mod:`.binary_walk`), Hessian-free
                                           Newton-CG above (:mod:`.newton_cg`); warm-started
-                                          (:mod:`.logistic`, :mod:`.multinomial`)
+                                          (:mod:`.logistic`, :mod:`.multinomial`); all
+                                          leave-one-out fits together from the full fit
+                                          (:mod:`.logistic_loo`)
 ========================================  ==================================================
 
 All paths except the logistic one give the same numbers as the generic refit up to floating
