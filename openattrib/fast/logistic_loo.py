@@ -28,9 +28,10 @@ under a memory bound. The gradient at ``w*`` itself is the full gradient (comput
 minus row ``i``'s term, so the first step costs no data pass.
 
 A problem has converged once the error left is below ``step_tol`` relative to its
-coefficients: a step that small, or, once the steps contract (``rate = d_k / d_(k-1) <=
-1/2``), ``d_k * rate / (1 - rate)`` that small (the error left after a linearly converging
-step). Problems that do not converge within ``max_iter`` steps, or whose steps contract by
+coefficients: a step that small, or, once the steps contract (``rate`` = the larger of the
+last two ratios ``d_k / d_(k-1)``, at most 1/2), ``d_k * rate / (1 - rate)`` that small (the
+error left after a linearly converging step; the first ratio alone, off the large first
+step, can be optimistic). Problems that do not converge within ``max_iter`` steps, or whose steps contract by
 less than half (a point so influential that the Hessian at ``w*`` is a poor model of its
 leave-one-out problem), are reported so the caller can solve them by full Newton.
 """
@@ -105,6 +106,7 @@ def leave_one_out_chord(
     gradient = full_gradient[None, :] - (R[:, :, None] * X[:, None, :]).reshape(b, q)
     converged = np.zeros(b, dtype=bool)
     previous = np.full(b, np.inf)
+    last_rate = np.full(b, np.inf)
     active = np.arange(b)
     block = max(1, _CELLS // max(1, n * m))
     passes = 0
@@ -123,8 +125,13 @@ def leave_one_out_chord(
         reference = step_tol * (1.0 + np.max(np.abs(W[active]), axis=1))
         last = previous[active]
         rate = np.where(np.isfinite(last), moved / np.where(np.isfinite(last), last, 1.0), np.inf)
-        contracting = rate <= 0.5
-        left = np.where(contracting, moved * rate / np.where(contracting, 1.0 - rate, 1.0), np.inf)
+        # the slower of the last two contractions: the first ratio alone can be optimistic
+        estimate = np.maximum(rate, last_rate[active])
+        last_rate[active] = rate
+        contracting = estimate <= 0.5
+        left = np.full(len(active), np.inf)
+        fast = estimate[contracting]
+        left[contracting] = moved[contracting] * fast / (1.0 - fast)
         done = np.isfinite(moved) & ((moved <= reference) | (left <= reference))
         bad = ~np.isfinite(moved) | (np.isfinite(last) & (rate > 0.5))
         converged[active[done]] = True
