@@ -126,6 +126,7 @@ def test_binary_walk_coefficients_equal_tight_fits_at_every_prefix():
         np.testing.assert_allclose(walker.w[-1], model.intercept_[0], atol=1e-5)
 
 
+@pytest.mark.slow  # generic refits
 @pytest.mark.parametrize("scorer", ["accuracy", "f1"])
 def test_truncated_binary_walk_equals_refits(scorer):
     """The lean two-class walk: same truncation questions, stop and values as refits."""

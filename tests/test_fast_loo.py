@@ -76,6 +76,7 @@ def test_leave_one_out_coefficients_equal_tight_refits(which):
 
 
 # digits: tests/test_fast_newton_cg.py::test_loo_equals_retraining
+@pytest.mark.slow  # generic refits
 @pytest.mark.parametrize("which", ["binary", "wine"])
 def test_loo_accuracy_equals_refits_without_each_row(which):
     train, valid = task(which)
