@@ -43,7 +43,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 METHODS = ("trak", "ekfac", "datainf", "tracin")
 N_MODELS = 5  # TRAK ensemble
 N_CHECKPOINTS = 3  # TracIn
-TRAK_DIM = 256  # per model; below n_train so that Phi^T Phi can be invertible
+TRAK_DIM = 256  # dattri: one dense projection of the whole gradient, per model
+# openattrib projects per layer (Kronecker, LoGra-style): 128 per layer of the 64-32-10 MLP
+# gives 132 + 120 = 252 features per model, about dattri's 256
+TRAK_DIM_PER_LAYER = 128
 
 
 def prepare(workdir: Path, n_train: int, n_test: int, n_subsets: int, steps: int) -> None:
@@ -110,7 +113,7 @@ def run_openattrib(workdir: Path, method: str, data: dict) -> np.ndarray:
             test,
             method="trak",
             models=models,
-            projection_dim=TRAK_DIM,
+            projection_dim=TRAK_DIM_PER_LAYER,
             progress=False,
         )
     elif method == "tracin":

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import platform
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,17 +35,31 @@ def package_version() -> str:
         return "0+unknown"
 
 
+def _library_version(module: str, distribution: str) -> str:
+    """``module.__version__`` if loaded, else the installed distribution's version.
+
+    Never imports the library: importing scikit-learn (and scipy.stats with it) only to
+    read its version cost seconds per fresh process.
+    """
+    loaded = sys.modules.get(module)
+    if loaded is not None and hasattr(loaded, "__version__"):
+        return str(loaded.__version__)
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(distribution)
+    except PackageNotFoundError:  # pragma: no cover - a required dependency
+        return "unknown"
+
+
 def make_provenance(**items: Any) -> dict[str, Any]:
     """Provenance for a result: the given items plus package/library versions and a UTC time."""
-    import scipy
-    import sklearn
-
     base = {
         "package_version": package_version(),
         "python": platform.python_version(),
         "numpy": np.__version__,
-        "scipy": scipy.__version__,
-        "sklearn": sklearn.__version__,
+        "scipy": _library_version("scipy", "scipy"),
+        "sklearn": _library_version("sklearn", "scikit-learn"),
         "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
     }
     base.update(items)

@@ -453,3 +453,40 @@ def test_loo_correlation_from_retraining_on_a_convex_model():
     )
     assert effects.shape == (test.n_samples, 15)
     assert rho > 0.9, rho
+
+
+def test_trak_on_token_sequences_equals_its_closed_form(tiny_lm):
+    """TRAK on a causal LM, one model, whole gradients (no projection): Park et al.'s
+    ``g_t^T (G^T G + lambda I)^{-1} G^T diag(1 - p)`` solved in the primal here (the
+    implementation solves the n x n dual), with per-sequence gradients of the summed margin
+    ``log p - log(1 - p)`` from plain backward passes and the documented default ridge."""
+    model, ids, owners = tiny_lm
+    layers = ["model.layers.0.self_attn.q_proj", "model.layers.0.self_attn.v_proj"]
+    train, test = ids[:12], ids[30:33]
+    result = oa.influence(
+        model, train, test, method="trak", layers=layers, contributors=owners[:12], progress=False
+    )
+    modules = [model.get_submodule(name) for name in layers]
+
+    def by_hand(rows):
+        grads, probs = [], []
+        for row in rows:
+            model.zero_grad()
+            tokens = torch.tensor(row[None])
+            logp = torch.log_softmax(model(tokens).logits[0, :-1].double(), -1)
+            chosen = logp.gather(-1, tokens[0, 1:, None])[:, 0]
+            (chosen - torch.log1p(-chosen.exp())).sum().backward()
+            grads.append(np.concatenate([m.weight.grad.double().numpy().ravel() for m in modules]))
+            probs.append(chosen.exp().mean().item())
+        model.zero_grad(set_to_none=True)
+        return np.array(grads), np.array(probs)
+
+    G, p = by_hand(train)
+    g, _ = by_hand(test)
+    n, k = G.shape
+    ridge = n * 0.1 * np.trace(G.T @ G / n) / min(n, k)
+    expected = g @ np.linalg.solve(G.T @ G + ridge * np.eye(k), G.T) * (1 - p)
+    scale = np.abs(expected).max()
+    np.testing.assert_allclose(result.to_array(), expected, rtol=1e-4, atol=1e-4 * scale)
+    total = result.for_test(0).by_contributor().values.sum()
+    assert total == pytest.approx(result.to_array()[0].sum(), rel=1e-9, abs=1e-12 * scale)

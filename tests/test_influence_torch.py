@@ -162,8 +162,17 @@ def test_trak_equals_its_formula_with_independent_gradients():
             optimiser.step()
         ensemble.append(net)
     result = trak(ensemble, train, test, projection_dim=7, damping=0.0, progress=False)
-    with pytest.raises(ValidationError, match="TRAK kernel"):
-        trak(ensemble[0], train.subset(np.arange(5)), test, projection_dim=7, damping=0.0)
+    # fewer training points than gradient entries: the minimum-norm (pseudo-inverse) TRAK
+    few = train.subset(np.arange(5))
+    G = _loop_margin_gradients(ensemble[0], few.X, few.y)
+    g = _loop_margin_gradients(ensemble[0], test.X, test.y)
+    with torch.no_grad():
+        p1 = torch.sigmoid(ensemble[0](torch.tensor(few.X))[:, 0]).numpy()
+    expected = g @ np.linalg.pinv(G.T @ G) @ G.T * (1 - np.where(few.y == 1, p1, 1 - p1))
+    small = trak(ensemble[0], few, test, damping=0.0, progress=False)
+    np.testing.assert_allclose(small.to_array(), expected, rtol=1e-6, atol=1e-9)
+    with pytest.raises(ValidationError, match="TRAK kernel"):  # duplicated examples
+        trak(ensemble[0], train.subset([0, 0, 1]), test, damping=0.0, progress=False)
     reference = np.zeros(result.shape)
     self_reference = np.zeros(train.n_samples)
     weights = np.zeros(train.n_samples)

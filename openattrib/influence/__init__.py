@@ -23,11 +23,10 @@ from __future__ import annotations
 from .api import attribute_prediction, influence
 from .explain import PredictionExplanation, explain_prediction
 from .lds import LDSResult, lds, retrained_outputs, subset_masks
-from .neural import NeuralInfluence, attribute_generation
+from .neural import NeuralInfluence, attribute_generation, trak
 from .prepared import clear_cache
 from .result import InfluenceResult
 from .tracin import tracin
-from .trak import trak
 
 __all__ = [
     "InfluenceResult",

@@ -1,4 +1,4 @@
-"""Shared torch helpers for TracIn and TRAK: per-example gradients with ``torch.func``.
+"""Shared torch helpers for TracIn (and the torch paths of other methods): per-example gradients with ``torch.func``.
 
 torch is an optional dependency (``pip install 'openattrib[torch]'``); it is imported only
 inside these functions, so ``import openattrib`` works without it.
@@ -24,7 +24,6 @@ __all__ = [
     "load_checkpoint",
     "per_example_gradients",
     "cross_entropy_loss",
-    "margin",
     "projection",
     "check_memory",
 ]
@@ -111,18 +110,6 @@ def cross_entropy_loss(outputs: Any, targets: Any) -> Any:
     if outputs.shape[-1] == 1:
         return F.binary_cross_entropy_with_logits(outputs[:, 0], targets.to(outputs.dtype))
     return F.cross_entropy(outputs, targets)
-
-
-def margin(outputs: Any, targets: Any) -> Any:
-    """TRAK's output ``log p_y - log(1 - p_y)`` (mean over the batch; one row in practice)."""
-    torch = require_torch("this method")
-    if outputs.shape[-1] == 1:
-        sign = 2.0 * targets.to(outputs.dtype) - 1.0
-        return (sign * outputs[:, 0]).mean()
-    correct = outputs.gather(1, targets[:, None])[:, 0]
-    is_target = torch.arange(outputs.shape[1], device=outputs.device) == targets[:, None]
-    others = outputs.masked_fill(is_target, float("-inf"))
-    return (correct - torch.logsumexp(others, dim=1)).mean()
 
 
 def n_outputs(model: Any, X: Any) -> int:

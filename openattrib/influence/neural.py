@@ -37,7 +37,7 @@ import numpy as np
 
 from .._vocab import parse_memory_budget
 from ..data import Dataset
-from ..errors import BudgetError, UnsupportedError, ValidationError
+from ..errors import BudgetError, ValidationError
 from ..result import make_provenance
 from . import _torch
 from .cache import CacheEntry
@@ -48,12 +48,14 @@ from .torch_models import (
     Examples,
     GradientEngine,
     as_examples,
+    correct_probability,
     kronecker_projection,
     layer_gradients,
     model_hash,
     project,
     projected_width,
 )
+from .trak import trak_kernel
 
 __all__ = ["NeuralInfluence", "neural_influence", "attribute_generation", "NEURAL_METHODS"]
 
@@ -86,6 +88,49 @@ class NeuralInfluence:
     Built by ``neural_influence`` (through ``oa.influence``) and by
     :func:`attribute_generation`; holds the training features and the curvature so
     :meth:`query` costs one gradient per test example.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        Any module; a HuggingFace ``transformers`` model (``.logits`` is used) or a ``peft``
+        model (only its trainable LoRA matrices are attributed).
+    train : Dataset, token ids or DataLoader
+        See :mod:`openattrib.influence.torch_models`.
+    method : {"ekfac", "datainf", "identity", "tracin", "trak"}
+        ``"trak"``: see :mod:`openattrib.influence.trak`; its ensemble is ``checkpoints``
+        (``neural_influence`` takes ``models=``), default the model alone.
+    loss : "cross_entropy" or callable ``(outputs_i, targets_i) -> scalar``
+        Per-example loss (summed over tokens for sequences). ``"trak"`` differentiates
+        TRAK's margin instead unless a callable is given.
+    damping : float, optional
+        Default per method (see :mod:`~openattrib.influence.ekfac`,
+        :mod:`~openattrib.influence.datainf`, :mod:`~openattrib.influence.trak`).
+    projection_dim : int, optional
+        Per-layer projection size (entries per layer gradient), see module docstring.
+    fisher : {"empirical", "true"}, optional
+        EK-FAC only: curvature from gradients at the given labels (default) or at labels
+        sampled from the model (Grosse et al.; cross-entropy only). On the digits MLP the
+        empirical Fisher gave the higher LDS (0.63 vs 0.58 at 150 points, 50 subsets).
+    curvature : {"ekfac", "exact"}
+        EK-FAC only: ``"exact"`` uses the dense Hessian (small models).
+    checkpoints, learning_rates
+        TracIn: state dicts (or ``torch.save`` paths) and ``eta_c``; TRAK: the ensemble
+        members' state dicts.
+    layers : sequence of str, optional
+        Module names: attribute through these layers (and those nested in them) only.
+    contributors : array-like, optional
+        One contributor per training sequence (Datasets carry their own).
+    batch_size : int, optional
+        Examples per forward/backward pass; default from ``memory_budget``.
+    memory_budget : int or str, optional
+        Default 256 MiB. Bytes for one batch of gradients and for the in-memory training features (above it
+        pass ``cache_dir`` or ``projection_dim``).
+    cache_dir : path, optional
+        Keep the training side on disk (memory-mapped, with a manifest; a cache built for
+        another model or data is refused).
+    seed : int
+        Seeds the projections and the Fisher's sampled targets.
+    progress : bool
     """
 
     def __init__(
@@ -101,6 +146,7 @@ class NeuralInfluence:
         curvature: str = "ekfac",
         checkpoints: Sequence[Any] | None = None,
         learning_rates: float | Sequence[float] = 1.0,
+        layers: Sequence[str] | None = None,
         contributors: Any = None,
         batch_size: int | None = None,
         memory_budget: int | str | None = None,
@@ -110,10 +156,10 @@ class NeuralInfluence:
     ) -> None:
         from tqdm.auto import tqdm
 
-        if method not in ("ekfac", "datainf", "identity", "tracin"):
+        if method not in NEURAL_METHODS:
             raise ValidationError(
-                f"method must be one of 'ekfac', 'datainf', 'identity', 'tracin' for a torch "
-                f"model here, got {method!r}"
+                f"method must be one of {', '.join(map(repr, NEURAL_METHODS))} for a torch "
+                f"model, got {method!r}"
             )
         if curvature not in ("ekfac", "exact"):
             raise ValidationError(f"curvature must be 'ekfac' or 'exact', got {curvature!r}")
@@ -123,8 +169,10 @@ class NeuralInfluence:
             raise ValidationError(f"projection_dim must be a positive int, got {projection_dim!r}")
         if method == "ekfac" and curvature == "exact" and projection_dim is not None:
             raise ValidationError("curvature='exact' works on full gradients; drop projection_dim")
-        if checkpoints is not None and method != "tracin":
-            raise ValidationError("checkpoints are used by method='tracin' only")
+        if checkpoints is not None and method not in ("tracin", "trak"):
+            raise ValidationError(
+                "checkpoints are used by method='tracin' (and 'trak': the ensemble) only"
+            )
         started = time.perf_counter()
         self.model = model
         self.method = method
@@ -134,7 +182,9 @@ class NeuralInfluence:
         )
         self.seed = int(seed)
         self.projection_dim = None if projection_dim is None else int(projection_dim)
-        self.engine = GradientEngine(model, loss)
+        if method == "trak" and not callable(loss):
+            loss = "margin"  # TRAK's f (a callable loss replaces it)
+        self.engine = GradientEngine(model, loss, layers)
         self.train = as_examples(model, train, "train", contributors=contributors)
         if fisher is None:
             fisher = "empirical"
@@ -146,10 +196,10 @@ class NeuralInfluence:
             batch_size = int(np.clip(self.memory_budget // per_example, 1, 256))
         self.batch_size = int(batch_size)
 
+        states = [None] if checkpoints is None else list(checkpoints)
+        if not states:
+            raise ValidationError("checkpoints is empty; pass state dicts or None")
         if method == "tracin":
-            states = [None] if checkpoints is None else list(checkpoints)
-            if not states:
-                raise ValidationError("checkpoints is empty; pass state dicts or None")
             rates = np.atleast_1d(np.asarray(learning_rates, dtype=np.float64))
             if rates.size == 1:
                 rates = np.full(len(states), float(rates[0]))
@@ -159,15 +209,25 @@ class NeuralInfluence:
                     f"({len(states)}), got {learning_rates!r}"
                 )
         else:
-            states, rates = [None], np.ones(1)
+            rates = np.ones(len(states))
         self.states, self.rates = states, rates
+        n_layers = len(self.engine.layers)
+        # TRAK draws an independent projection per ensemble member (Park et al.)
         self.projections = [
-            kronecker_projection(layer, self.projection_dim, self.seed, j)
-            for j, layer in enumerate(self.engine.layers)
+            [
+                kronecker_projection(
+                    layer,
+                    self.projection_dim,
+                    self.seed,
+                    j + (c * n_layers if method == "trak" else 0),
+                )
+                for j, layer in enumerate(self.engine.layers)
+            ]
+            for c in range(len(states))
         ]
         self.widths = [
             projected_width(layer, p)
-            for layer, p in zip(self.engine.layers, self.projections, strict=True)
+            for layer, p in zip(self.engine.layers, self.projections[0], strict=True)
         ]
         if method == "ekfac" and curvature == "exact":
             self.widths = [n_params]
@@ -187,6 +247,7 @@ class NeuralInfluence:
             "projection_dim": self.projection_dim,
             "fisher": fisher if method == "ekfac" else None,
             "learning_rates": rates.tolist(),
+            "layers": None if layers is None else [str(name) for name in layers],
             "seed": self.seed,
         }
         entry = None
@@ -198,6 +259,8 @@ class NeuralInfluence:
             loaded = entry.load()
         self.factors: EKFACFactors | None = None
         self.whitener: np.ndarray | None = None
+        self.trak_self: np.ndarray | None = None
+        self.trak_damping: np.ndarray | None = None
         if loaded is not None:
             self.features, arrays, _ = loaded
             self._restore(arrays)
@@ -253,8 +316,8 @@ class NeuralInfluence:
         factors = self.factors
         return [(lambda a, g, j=j: factors.whiten(j, a, g)) for j in range(len(self.engine.layers))]
 
-    def _features_of(self, examples: Examples, out: np.ndarray, column: int) -> None:
-        """Write the features of ``examples`` at the current state into ``out[:, column:]``."""
+    def _features_of(self, examples: Examples, out: np.ndarray, column: int, c: int = 0) -> None:
+        """Write the features of ``examples`` at state ``c`` into ``out[:, column:]``."""
         whiteners = self._whiten_functions()
         for rows, pairs in self.engine.batches(examples, batch_size=self.batch_size):
             if self.whitener is not None:
@@ -263,13 +326,16 @@ class NeuralInfluence:
                 continue
             offset = column
             for (a, g), proj, whiten, width in zip(
-                pairs, self.projections, whiteners, self.widths, strict=True
+                pairs, self.projections[c], whiteners, self.widths, strict=True
             ):
                 out[rows, offset : offset + width] = _layer_features(a, g, proj, whiten)
                 offset += width
 
     def _fit(self, out: np.ndarray, tqdm: Any, progress: bool) -> None:
         width = sum(self.widths)
+        n, n_states = self.train.n, len(self.states)
+        if self.method == "trak":
+            weights, self.trak_self, dampings = np.zeros(n), np.zeros(n), []
         for c, state in enumerate(
             tqdm(self.states, disable=not progress or len(self.states) < 2, desc="checkpoints")
         ):
@@ -286,13 +352,30 @@ class NeuralInfluence:
                 elif self.method == "ekfac":
                     H = dense_hessian(self.engine, self.train)
                     self.whitener = exact_whitener(H, self.damping)
-                self._features_of(self.train, out, c * width)
+                self._features_of(self.train, out, c * width, c)
+                if self.method == "trak":
+                    columns = slice(c * width, (c + 1) * width)
+                    psi, own, delta = trak_kernel(np.asarray(out[:, columns]), self.damping)
+                    out[:, columns] = psi
+                    self.trak_self += own / n_states
+                    dampings.append(delta)
+                    p = correct_probability(self.model, self.train, self.batch_size)
+                    weights += (1.0 - p) / n_states
+        if self.method == "trak":
+            # Q = diag(1 - p) and the ensemble mean, folded into the training side
+            for start in range(0, n, 1024):
+                rows = slice(start, start + 1024)
+                out[rows] = np.asarray(out[rows]) * (weights[rows] / n_states)[:, None]
+            self.trak_self *= weights
+            self.trak_damping = np.asarray(dampings)
 
     def _arrays(self) -> dict[str, np.ndarray]:
         if self.factors is not None:
             return self.factors.arrays()
         if self.whitener is not None:
             return {"whitener": self.whitener}
+        if self.trak_self is not None:
+            return {"self_influence": self.trak_self, "damping": self.trak_damping}
         return {"none": np.zeros(0)}
 
     def _restore(self, arrays: dict[str, np.ndarray]) -> None:
@@ -300,6 +383,9 @@ class NeuralInfluence:
             self.factors = EKFACFactors.from_arrays(arrays, len(self.engine.layers))
         elif self.method == "ekfac":
             self.whitener = np.asarray(arrays["whitener"])
+        elif self.method == "trak":
+            self.trak_self = np.asarray(arrays["self_influence"])
+            self.trak_damping = np.asarray(arrays["damping"])
 
     # ------------------------------------------------------------------ queries
     def test_features(self, examples: Examples) -> np.ndarray:
@@ -307,7 +393,7 @@ class NeuralInfluence:
         out = np.empty((examples.n, width * len(self.states)))
         for c, state in enumerate(self.states):
             with self._loaded(state):
-                self._features_of(examples, out, c * width)
+                self._features_of(examples, out, c * width, c)
         return out
 
     def query_factors(self, examples: Examples) -> np.ndarray:
@@ -317,9 +403,13 @@ class NeuralInfluence:
             return psi / n
         if self.method == "datainf":
             return datainf_query(psi, self.features, self.widths, self.lambdas, self.norms)
+        if self.method == "trak":
+            return psi
         return psi * np.repeat(self.rates, sum(self.widths))[None, :]
 
     def self_influence_rows(self, rows: slice) -> np.ndarray:
+        if self.method == "trak":
+            return np.asarray(self.trak_self[rows])
         block = np.asarray(self.features[rows], dtype=np.float64)
         if self.method == "ekfac":
             return np.einsum("ij,ij->i", block, block) / self.train.n
@@ -358,6 +448,8 @@ class NeuralInfluence:
             diagnostics["damping_per_layer"] = self.lambdas.tolist()
         if self.factors is not None:
             diagnostics["damping_per_layer"] = list(self.factors.damping)
+        if self.trak_damping is not None:
+            diagnostics["damping_per_model"] = self.trak_damping.tolist()
         return InfluenceResult(
             Q,
             contract,
@@ -426,70 +518,25 @@ def _prepared(model: Any, train: Any, options: dict[str, Any]) -> NeuralInfluenc
 
 
 def neural_influence(
-    model: Any,
-    train: Any,
-    test: Any,
-    *,
-    method: str = "ekfac",
-    loss: str | Callable = "cross_entropy",
-    damping: float | None = None,
-    projection_dim: int | None = None,
-    fisher: str | None = None,
-    curvature: str = "ekfac",
-    checkpoints: Sequence[Any] | None = None,
-    learning_rates: float | Sequence[float] = 1.0,
-    models: Sequence[Any] | None = None,
-    contributors: Any = None,
-    batch_size: int | None = None,
-    memory_budget: int | str | None = None,
-    cache_dir: str | Path | None = None,
-    seed: int = 0,
-    progress: bool = True,
+    model: Any, train: Any, test: Any, *, models: Sequence[Any] | None = None, **options: Any
 ) -> InfluenceResult:
     """Influence of every training example on every test example of a torch model.
 
     Called by ``oa.influence(module, train, test, ...)`` when ``module`` is a
-    ``torch.nn.Module``.
+    ``torch.nn.Module``. The options are those of :class:`NeuralInfluence`; the training
+    side is fitted once per ``(model, train, options)`` and reused by later calls.
 
     Parameters
     ----------
     model : torch.nn.Module
-        Any module; a HuggingFace ``transformers`` model (``.logits`` is used) or a ``peft``
-        model (only its trainable LoRA matrices are attributed).
     train, test : Dataset, token ids or DataLoader
-        See :mod:`openattrib.influence.torch_models`. A tabular ``test`` may be a bare
-        feature array (then the model's predicted classes are explained).
-    method : {"ekfac", "datainf", "identity", "tracin", "trak"}
-        ``"trak"`` delegates to :func:`openattrib.trak` (tabular data; ``models`` is the
-        ensemble, default ``[model]``).
-    loss : "cross_entropy" or callable ``(outputs_i, targets_i) -> scalar``
-        Per-example loss (summed over tokens for sequences).
-    damping : float, optional
-        Absolute damping; default per method (see :mod:`~openattrib.influence.ekfac`,
-        :mod:`~openattrib.influence.datainf`).
-    projection_dim : int, optional
-        Per-layer projection size (entries per layer gradient), see module docstring.
-    fisher : {"empirical", "true"}, optional
-        EK-FAC only: curvature from gradients at the given labels (default) or at labels
-        sampled from the model (Grosse et al.; cross-entropy only). On the digits MLP the
-        empirical Fisher gave the higher LDS (0.63 vs 0.58 at 150 points, 50 subsets).
-    curvature : {"ekfac", "exact"}
-        EK-FAC only: ``"exact"`` uses the dense Hessian (small models).
-    checkpoints, learning_rates
-        TracIn: state dicts (or ``torch.save`` paths) and ``eta_c``.
-    contributors : array-like, optional
-        One contributor per training sequence (Datasets carry their own).
-    batch_size : int, optional
-        Examples per forward/backward pass; default from ``memory_budget``.
-    memory_budget : int or str, optional
-        Default 256 MiB. Bytes for one batch of gradients and for the in-memory training features (above it
-        pass ``cache_dir`` or ``projection_dim``).
-    cache_dir : path, optional
-        Keep the training side on disk (memory-mapped, with a manifest; a cache built for
-        another model or data is refused).
-    seed : int
-        Seeds the projections and the Fisher's sampled targets.
-    progress : bool
+        A tabular ``test`` may be a bare feature array (then the model's predicted classes
+        are explained).
+    models : sequence of torch.nn.Module, optional
+        ``method="trak"``: the ensemble (same architecture as ``model``; default
+        ``[model]``); their parameters become the ``checkpoints``.
+    **options
+        ``method``, ``loss``, ``damping``, ``projection_dim``, ... (:class:`NeuralInfluence`).
 
     Returns
     -------
@@ -504,54 +551,105 @@ def neural_influence(
     >>> result.for_test(0).by_contributor()  # doctest: +SKIP
     """
     _torch.check_module(model, "oa.influence on a torch model")
-    if method == "trak":
-        if not isinstance(train, Dataset):
-            raise UnsupportedError(
-                "method='trak' on a torch model supports tabular Datasets; for token sequences "
-                "use 'ekfac', 'datainf', 'identity' or 'tracin'"
-            )
-        from .trak import trak
-
-        return trak(
-            list(models) if models is not None else model,
-            train,
-            test,
-            checkpoints=checkpoints,
-            projection_dim=512 if projection_dim is None else projection_dim,
-            damping=damping,
-            batch_size=256 if batch_size is None else batch_size,
-            seed=seed,
-            memory_budget=memory_budget,
-            progress=progress,
-        )
     if models is not None:
-        raise ValidationError("models= (an ensemble) is used by method='trak' only")
-    if method not in NEURAL_METHODS:
-        raise ValidationError(
-            f"method must be one of {NEURAL_METHODS} for a torch model, got {method!r}"
-        )
-    prepared = _prepared(
-        model,
-        train,
-        {
-            "method": method,
-            "loss": loss,
-            "damping": damping,
-            "projection_dim": projection_dim,
-            "fisher": fisher,
-            "curvature": curvature,
-            "checkpoints": checkpoints,
-            "learning_rates": learning_rates,
-            "contributors": contributors,
-            "batch_size": batch_size,
-            "memory_budget": memory_budget,
-            "cache_dir": cache_dir,
-            "seed": seed,
-            "progress": progress,
-        },
-    )
+        if options.get("method", "ekfac") != "trak":
+            raise ValidationError("models= (an ensemble) is used by method='trak' only")
+        if options.get("checkpoints") is not None:
+            raise ValidationError("pass either models= (an ensemble) or checkpoints=, not both")
+        options["checkpoints"] = _ensemble_states(models)
+    prepared = _prepared(model, train, options)
     test_hash = test.content_hash() if isinstance(test, Dataset) else None
     return prepared.query(test, test_hash=test_hash)
+
+
+def _ensemble_states(models: Any) -> list[dict[str, Any]]:
+    torch = _torch.require_torch("trak")
+    members = [models] if isinstance(models, torch.nn.Module) else list(models)
+    if not members:
+        raise ValidationError("models is empty; pass a torch.nn.Module or a list of them")
+    for member in members:
+        _torch.check_module(member, "trak")
+    return [{k: v.detach() for k, v in member.state_dict().items()} for member in members]
+
+
+def trak(
+    models: Any,
+    train: Any,
+    test: Any,
+    *,
+    checkpoints: Sequence[Any] | None = None,
+    projection_dim: int | None = None,
+    damping: float | None = None,
+    layers: Sequence[str] | None = None,
+    batch_size: int = 256,
+    seed: int = 0,
+    memory_budget: int | str | None = None,
+    progress: bool = True,
+) -> InfluenceResult:
+    """TRAK scores of every training example for every test example of a torch model.
+
+    ``oa.influence(model, train, test, method="trak", models=...)`` under another name; the
+    method and its conventions (margin, ensemble, ridge) are in
+    :mod:`openattrib.influence.trak`.
+
+    Parameters
+    ----------
+    models : torch.nn.Module or sequence of them
+        The ensemble (Park et al. use a few independently trained models). With
+        ``checkpoints``, a single module used as architecture for each state dict.
+    train, test : Dataset, token ids or DataLoader
+        Tabular labels are class indices; a tabular ``test`` may be a feature array (labels
+        = predictions). Token ids: TRAK of the per-sequence summed margin.
+    checkpoints : sequence of state dicts or paths, optional
+    projection_dim : int, optional
+        Per-layer projection size (see :mod:`openattrib.influence.torch_models`); default
+        the whole gradient (exact; pass one for large models).
+    damping : float, optional
+        Ridge ``n * damping * I`` on ``Phi^T Phi``; default derived from the gradients (see
+        :mod:`openattrib.influence.trak`).
+    layers : sequence of str, optional
+        Only these modules (by name) and the layers nested in them.
+    batch_size : int
+        Examples per forward/backward pass.
+    seed : int, default 0
+        The projections are drawn from ``SeedSequence(seed)`` by model and layer index.
+    memory_budget : int or str, optional
+        Bytes for the in-memory training features; default 256 MiB.
+    progress : bool
+        Progress bar.
+
+    Returns
+    -------
+    InfluenceResult
+
+    Examples
+    --------
+    >>> result = oa.trak([net_a, net_b, net_c], train, test, projection_dim=256)  # doctest: +SKIP
+    >>> result.for_test(0).ranking()[:5]  # doctest: +SKIP
+    """
+    torch = _torch.require_torch("trak")
+    members = [models] if isinstance(models, torch.nn.Module) else list(models or [])
+    if not members:
+        raise ValidationError("models is empty; pass a torch.nn.Module or a list of them")
+    if checkpoints is not None and not isinstance(models, torch.nn.Module):
+        raise ValidationError("pass either a list of models or one model with checkpoints")
+    for member in members:
+        _torch.check_module(member, "trak")
+    return neural_influence(
+        members[0],
+        train,
+        test,
+        models=None if checkpoints is not None else members,
+        method="trak",
+        checkpoints=checkpoints,
+        projection_dim=projection_dim,
+        damping=damping,
+        layers=layers,
+        batch_size=batch_size,
+        seed=seed,
+        memory_budget=memory_budget,
+        progress=progress,
+    )
 
 
 def attribute_generation(

@@ -228,12 +228,21 @@ class Layer:
         return self.d_out * self.d_in
 
 
-def covered_layers(model: Any) -> tuple[list[Layer], list[str]]:
-    """Covered layers (trainable weight) and the names of trainable parameters left out."""
+def covered_layers(model: Any, only: Sequence[str] | None = None) -> tuple[list[Layer], list[str]]:
+    """Covered layers (trainable weight) and the names of trainable parameters left out.
+
+    ``only``: module names; keep only the layers named so or nested under one of them (the
+    trainable parameters of the others are then left out on purpose, not reported).
+    """
     torch = _torch.require_torch("neural influence")
     layers: list[Layer] = []
     covered: set[str] = set()
+    chosen = None if only is None else [str(prefix) for prefix in only]
     for name, module in model.named_modules():
+        if chosen is not None and not any(
+            name == prefix or name.startswith(prefix + ".") for prefix in chosen
+        ):
+            continue
         weight = getattr(module, "weight", None)
         if weight is None or not isinstance(weight, torch.nn.Parameter) or not weight.requires_grad:
             continue
@@ -261,6 +270,14 @@ def covered_layers(model: Any) -> tuple[list[Layer], list[str]]:
         if has_bias:
             covered.add(prefix + "bias")
     left_out = [n for n, p in model.named_parameters() if p.requires_grad and n not in covered]
+    if chosen is not None:
+        if not layers:
+            names = [n for n, m in model.named_modules() if n and hasattr(m, "weight")]
+            raise ValidationError(
+                f"layers={chosen!r} names no trainable Linear, Conv2d or Conv1D module; "
+                f"modules with weights: {names[:20]}"
+            )
+        left_out = []
     if not layers:
         raise UnsupportedError(
             f"{type(model).__name__} has no trainable Linear, Conv2d or transformers Conv1D "
@@ -349,6 +366,39 @@ def per_example_loss(
     return F.cross_entropy(outputs, targets, reduction="none")
 
 
+def correct_probability(model: Any, examples: Examples, batch_size: int = 256) -> np.ndarray:
+    """Probability the model gives each example's target, ``(n,)`` float64.
+
+    Tabular: ``p(y_i | x_i)`` (sigmoid for one output). Sequences: the mean over the
+    positions that carry a loss of ``p(next token)``. The model is evaluated in ``eval()``
+    mode and restored.
+    """
+    torch = _torch.require_torch("neural influence")
+    out = np.empty(examples.n)
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            for start, inputs, target in examples.iter_batches(batch_size):
+                logits = model_outputs(model, inputs).double()
+                rows = slice(start, start + inputs.shape[0])
+                if examples.kind == "sequence":
+                    labels = target[:, 1:]
+                    valid = labels != -100
+                    logp = torch.log_softmax(logits[:, :-1], -1)
+                    p = logp.gather(-1, labels.clamp_min(0)[..., None])[..., 0].exp()
+                    count = valid.sum(1).clamp_min(1)
+                    out[rows] = ((p * valid).sum(1) / count).numpy()
+                elif logits.shape[1] == 1:
+                    p1 = torch.sigmoid(logits[:, 0])
+                    out[rows] = torch.where(target == 1, p1, 1 - p1).numpy()
+                else:
+                    out[rows] = torch.softmax(logits, 1).gather(1, target[:, None])[:, 0].numpy()
+    finally:
+        model.train(was_training)
+    return out
+
+
 def check_loss(loss: Any) -> str | Callable:
     if callable(loss) or loss in ("cross_entropy", "margin"):
         return loss
@@ -395,12 +445,19 @@ class GradientEngine:
     model : torch.nn.Module
         Evaluated in ``eval()`` mode (restored afterwards).
     loss : "cross_entropy", "margin" or callable
+    layers : sequence of str, optional
+        Module names: attribute through these layers only (default every covered layer).
     """
 
-    def __init__(self, model: Any, loss: str | Callable = "cross_entropy") -> None:
+    def __init__(
+        self,
+        model: Any,
+        loss: str | Callable = "cross_entropy",
+        layers: Sequence[str] | None = None,
+    ) -> None:
         self.model = model
         self.loss = check_loss(loss)
-        self.layers, self.left_out = covered_layers(model)
+        self.layers, self.left_out = covered_layers(model, layers)
         if self.left_out:
             log.info(
                 "neural influence ignores %d trainable parameter(s) outside Linear/Conv layers: %s",
