@@ -1,4 +1,13 @@
-"""openattrib vs dattri 0.3.0: neural influence on the digits MLP (dattri's MNIST+MLP setting).
+"""openattrib vs dattri 0.3.0: neural influence on the digits MLP and a tiny transformer.
+
+``--setting mlp`` is dattri's MNIST+MLP setting on scikit-learn's digits; ``--setting lm`` a
+tiny causal transformer (``transformers`` Llama config, trained from scratch, bytes as
+tokens) on the standard-library docstring corpus (dattri's Shakespeare+nanoGPT setting);
+``--setting lora`` the same transformer pretrained on half the corpus and LoRA-fine-tuned
+(``peft``) on the other half, the fine-tuning windows being attributed
+(:func:`openattrib.influence.neural_eval.causal_lm_setting`). The LDS ground truth of the
+language-model settings is the negative summed next-token loss of each test window after
+retraining (or re-fine-tuning) on each random half.
 
 Same data, same trained checkpoint(s), same retrained-subset ground truth, for every method
 both libraries have: TRAK (an ensemble of independently trained models), EK-FAC, DataInf
@@ -47,6 +56,69 @@ TRAK_DIM = 256  # dattri: one dense projection of the whole gradient, per model
 # openattrib projects per layer (Kronecker, LoGra-style): 128 per layer of the 64-32-10 MLP
 # gives 132 + 120 = 252 features per model, about dattri's 256
 TRAK_DIM_PER_LAYER = 128
+
+
+LM_TRAK_DIM = 512  # dattri's dense projection on the transformer; ours: the same total
+
+
+def prepare_lm(workdir: Path, setting_name: str, n_train: int, n_test: int, n_subsets: int) -> None:
+    import torch
+
+    from openattrib.influence import neural_eval as ne
+    from openattrib.influence import subset_masks
+
+    torch.set_num_threads(1)
+    start = time.perf_counter()
+    setting = ne.causal_lm_setting(n_train=n_train, n_test=n_test, lora=setting_name == "lora")
+    models = [setting.fit(setting.train, seed=1000 + m) for m in range(N_MODELS)]
+    for m, model in enumerate(models):
+        torch.save(_trainable_state(model), workdir / f"model{m}.pt")
+    steps = setting.steps
+    for c in range(N_CHECKPOINTS):  # TracIn: model 0's training stopped at thirds
+        setting.steps = steps * (c + 1) // N_CHECKPOINTS
+        torch.save(_trainable_state(setting.fit(setting.train, seed=1000)), workdir / f"ckpt{c}.pt")
+    setting.steps = steps
+    if setting.base_state is not None:
+        torch.save(setting.base_state, workdir / "base.pt")
+    masks = subset_masks(n_train, n_subsets=n_subsets, alpha=0.5, seed=0)
+    actual = ne.retrained_outputs_torch(
+        setting.fit, setting.train, setting.test, masks, output=setting.output, seed=0
+    )
+    print(
+        f"prepared {setting_name}: {n_subsets} retrainings in {time.perf_counter() - start:.0f} s"
+    )
+    config = {"setting": setting_name, "hidden": setting.hidden, "layers": setting.layers}
+    config.update(seq_len=setting.seq_len, lora_rank=setting.lora_rank, lr=setting.lr)
+    (workdir / "config.json").write_text(json.dumps(config))
+    np.savez(
+        workdir / "data.npz", train=setting.train, test=setting.test, masks=masks, actual=actual
+    )
+
+
+def _trainable_state(model) -> dict:
+    """The parameters that training changes (all, or the LoRA matrices of a peft model)."""
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    return {k: v.detach().clone() for k, v in model.state_dict().items() if k in trainable}
+
+
+def _lm(workdir: Path, name: str | None):
+    """A fresh tiny transformer (on the pretrained base, with an adapter, for LoRA) loaded
+    with ``name``'s trained parameters."""
+    import torch
+
+    from openattrib.influence import neural_eval as ne
+
+    config = json.loads((workdir / "config.json").read_text())
+    model = ne.tiny_causal_lm(
+        hidden=config["hidden"], layers=config["layers"], heads=4, seq_len=config["seq_len"]
+    )
+    if config["setting"] == "lora":
+        model.load_state_dict(torch.load(workdir / "base.pt", weights_only=True))
+        model = ne.add_lora(model, rank=config["lora_rank"], alpha=2 * config["lora_rank"])
+    if name is not None:
+        missing = model.load_state_dict(torch.load(workdir / name, weights_only=True), strict=False)
+        assert not missing.unexpected_keys, missing
+    return model.eval()
 
 
 def prepare(workdir: Path, n_train: int, n_test: int, n_subsets: int, steps: int) -> None:
@@ -130,6 +202,113 @@ def run_openattrib(workdir: Path, method: str, data: dict) -> np.ndarray:
     else:
         result = oa.influence(model, train, test, method=method, progress=False)
     return result.to_array()
+
+
+def run_openattrib_lm(workdir: Path, method: str, data: dict) -> np.ndarray:
+    import openattrib as oa
+    from openattrib.influence.torch_models import GradientEngine
+
+    train, test = data["train"], data["test"]
+    model = _lm(workdir, "model0.pt")
+    options = {"memory_budget": "1GB", "progress": False}
+    if method == "trak":
+        models = [_lm(workdir, f"model{m}.pt") for m in range(N_MODELS)]
+        n_layers = len(GradientEngine(model).layers)
+        total = sum(p.numel() for p in model.parameters() if p.requires_grad)
+        # about LM_TRAK_DIM features per model, as dattri's dense projection (none if fewer)
+        dim = None if total <= LM_TRAK_DIM else max(1, LM_TRAK_DIM // n_layers)
+        result = oa.influence(
+            model, train, test, method="trak", models=models, projection_dim=dim, **options
+        )
+    elif method == "tracin":
+        ckpts = [workdir / f"ckpt{c}.pt" for c in range(N_CHECKPOINTS)]
+        result = oa.influence(
+            model,
+            train,
+            test,
+            method="tracin",
+            checkpoints=ckpts,
+            learning_rates=json.loads((workdir / "config.json").read_text())["lr"],
+            **options,
+        )
+    else:
+        result = oa.influence(model, train, test, method=method, **options)
+    return result.to_array()
+
+
+def run_dattri_lm(workdir: Path, method: str, data: dict) -> np.ndarray:
+    """dattri on the same transformer checkpoints; loss = summed next-token cross-entropy."""
+    import torch
+    from dattri.algorithm.influence_function import IFAttributorDataInf, IFAttributorEKFAC
+    from dattri.algorithm.tracin import TracInAttributor
+    from dattri.algorithm.trak import TRAKAttributor
+    from dattri.task import AttributionTask
+
+    train = torch.tensor(data["train"])
+    test = torch.tensor(data["test"])
+    train_loader = torch.utils.data.DataLoader(
+        torch.utils.data.TensorDataset(train), batch_size=16, shuffle=False
+    )
+    test_loader = torch.utils.data.DataLoader(
+        torch.utils.data.TensorDataset(test), batch_size=16, shuffle=False
+    )
+    model = _lm(workdir, None)
+    config = json.loads((workdir / "config.json").read_text())
+
+    def token_logp(params, batch):
+        tokens = batch[0].reshape(-1, batch[0].shape[-1])
+        logits = torch.func.functional_call(model, params, (tokens,)).logits
+        logp = torch.log_softmax(logits[:, :-1], -1)
+        return logp.gather(-1, tokens[:, 1:, None])[..., 0]
+
+    def loss_func(params, batch):  # summed over the tokens (and the batch)
+        return -token_logp(params, batch).sum()
+
+    def margin_func(params, batch):  # TRAK's margin, summed over the tokens
+        chosen = token_logp(params, batch)
+        return (chosen - torch.log1p(-chosen.exp())).sum()
+
+    def correct_probability(params, batch):
+        return token_logp(params, batch).exp().mean(-1)
+
+    def state(name):
+        loaded = torch.load(workdir / name, weights_only=True)
+        return {**{k: v.detach() for k, v in model.named_parameters()}, **loaded}
+
+    if method == "trak":
+        states = [state(f"model{m}.pt") for m in range(N_MODELS)]
+        task = AttributionTask(
+            loss_func=margin_func, model=model, checkpoints=states, target_func=margin_func
+        )
+        attributor = TRAKAttributor(
+            task=task,
+            correct_probability_func=correct_probability,
+            projector_kwargs={"proj_dim": LM_TRAK_DIM, "device": "cpu"},
+            device="cpu",
+        )
+        attributor.cache(train_loader)
+        scores = attributor.attribute(test_loader)
+    elif method == "tracin":
+        states = [state(f"ckpt{c}.pt") for c in range(N_CHECKPOINTS)]
+        task = AttributionTask(loss_func=loss_func, model=model, checkpoints=states)
+        attributor = TracInAttributor(
+            task=task,
+            weight_list=torch.full((N_CHECKPOINTS,), config["lr"]),
+            normalized_grad=False,
+            device="cpu",
+        )
+        scores = attributor.attribute(train_loader, test_loader)
+    elif method == "datainf":
+        task = AttributionTask(loss_func=loss_func, model=model, checkpoints=state("model0.pt"))
+        attributor = IFAttributorDataInf(task=task, device="cpu", regularization=1e-3)
+        attributor.cache(train_loader)
+        scores = attributor.attribute(train_loader, test_loader)
+    else:
+        task = AttributionTask(loss_func=loss_func, model=model, checkpoints=state("model0.pt"))
+        attributor = IFAttributorEKFAC(task=task, device="cpu", damping=1e-3)
+        attributor.cache(train_loader)
+        scores = attributor.attribute(train_loader, test_loader)
+    return np.asarray(scores.detach().double().numpy()).T  # (n_test, n_train)
 
 
 def run_dattri(workdir: Path, method: str, data: dict) -> np.ndarray:
@@ -225,6 +404,7 @@ def worker(workdir: Path, library: str, method: str) -> None:
 
     torch.set_num_threads(1)
     data = dict(np.load(workdir / "data.npz"))
+    lm = (workdir / "config.json").is_file()
     if library == "openattrib":  # import outside the timed region
         import openattrib  # noqa: F401
         import openattrib.influence.neural  # noqa: F401
@@ -233,7 +413,10 @@ def worker(workdir: Path, library: str, method: str) -> None:
         import dattri.algorithm.tracin  # noqa: F401
         import dattri.algorithm.trak  # noqa: F401
     start, cpu_start = time.perf_counter(), time.process_time()
-    run = run_openattrib if library == "openattrib" else run_dattri
+    if library == "openattrib":
+        run = run_openattrib_lm if lm else run_openattrib
+    else:
+        run = run_dattri_lm if lm else run_dattri
     scores = run(workdir, method, data)
     seconds, cpu = time.perf_counter() - start, time.process_time() - cpu_start
     np.save(workdir / f"scores_{library}_{method}.npy", scores)
@@ -244,8 +427,9 @@ def worker(workdir: Path, library: str, method: str) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--n-train", type=int, default=1000)
-    parser.add_argument("--n-test", type=int, default=200)
+    parser.add_argument("--setting", choices=("mlp", "lm", "lora"), default="mlp")
+    parser.add_argument("--n-train", type=int, default=None, help="default 1000 (mlp), 96 (lm)")
+    parser.add_argument("--n-test", type=int, default=None, help="default 200 (mlp), 24 (lm)")
     parser.add_argument("--n-subsets", type=int, default=50)
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--methods", default=",".join(METHODS))
@@ -258,19 +442,38 @@ def main() -> None:
     from openattrib.influence import lds
     from openattrib.influence.neural_eval import lds_stderr
 
+    lm = args.setting != "mlp"
+    n_train = args.n_train or (96 if lm else 1000)
+    n_test = args.n_test or (24 if lm else 200)
     if args.reuse:
         workdir = Path(args.reuse)
     else:
         workdir = Path(tempfile.mkdtemp(prefix="bench-neural-"))
-        prepare(workdir, args.n_train, args.n_test, args.n_subsets, args.steps)
+        if lm:
+            prepare_lm(workdir, args.setting, n_train, n_test, args.n_subsets)
+        else:
+            prepare(workdir, n_train, n_test, args.n_subsets, args.steps)
+    print(f"work directory {workdir}")
     data = np.load(workdir / "data.npz")
     masks, actual = data["masks"], data["actual"]
-    print(
-        f"digits MLP 64-32-10, {args.n_train} train / {args.n_test} test, "
-        f"{args.n_subsets} retrained halves; single-threaded"
-    )
+    if lm:
+        config = json.loads((workdir / "config.json").read_text())
+        model = _lm(workdir, "model0.pt")
+        n_params = sum(p.numel() for p in model.parameters())
+        trained = sum(p.numel() for p in model.parameters() if p.requires_grad)
+        print(
+            f"tiny causal transformer ({config['setting']}): {n_params} parameters, "
+            f"{trained} trained; {len(data['train'])} train / {len(data['test'])} test "
+            f"windows of {config['seq_len']} bytes, {len(masks)} retrained halves"
+        )
+    else:
+        print(
+            f"digits MLP 64-32-10, {n_train} train / {n_test} test, "
+            f"{args.n_subsets} retrained halves; single-threaded"
+        )
     header = (
-        f"{'method':8s} {'library':10s} {'LDS':>7s} {'s.e.':>6s} {'seconds':>8s} {'peak MiB':>9s}"
+        f"{'method':8s} {'library':10s} {'LDS':>7s} {'s.e.':>6s} {'wall s':>8s} {'CPU s':>8s} "
+        f"{'peak MiB':>9s}"
     )
     print(header)
     rows = {}

@@ -48,6 +48,8 @@ __all__ = [
     "train_causal_lm",
     "add_lora",
     "sequence_neg_loss",
+    "CausalLMSetting",
+    "causal_lm_setting",
 ]
 
 
@@ -355,19 +357,27 @@ def train_causal_lm(
     ids: np.ndarray,
     *,
     steps: int = 200,
-    batch_size: int = 32,
+    batch_size: int | None = 32,
     lr: float = 3e-3,
     seed: int = 0,
 ) -> Any:
-    """Train (or fine-tune: only parameters with ``requires_grad``) with AdamW on next tokens."""
+    """Train (or fine-tune: only parameters with ``requires_grad``) with AdamW on next tokens.
+
+    ``batch_size=None`` (or at least the number of sequences): full-batch steps, so that
+    the only randomness is the model's initialisation.
+    """
     torch = _torch.require_torch("train_causal_lm")
     generator = torch.Generator().manual_seed(int(seed) % 2**63)
     tokens = torch.tensor(np.asarray(ids, dtype=np.int64))
     params = [p for p in model.parameters() if p.requires_grad]
     optimiser = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
+    full = batch_size is None or batch_size >= tokens.shape[0]
     model.train()
     for _ in range(steps):
-        batch = tokens[torch.randint(0, tokens.shape[0], (batch_size,), generator=generator)]
+        if full:
+            batch = tokens
+        else:
+            batch = tokens[torch.randint(0, tokens.shape[0], (batch_size,), generator=generator)]
         optimiser.zero_grad()
         logits = model(batch).logits
         loss = torch.nn.functional.cross_entropy(
@@ -399,3 +409,100 @@ def add_lora(model: Any, *, rank: int = 4, alpha: int = 8, seed: int = 0) -> Any
         r=rank, lora_alpha=alpha, target_modules=["q_proj", "v_proj"], lora_dropout=0.0, bias="none"
     )
     return get_peft_model(model, config)
+
+
+@dataclass
+class CausalLMSetting:
+    """Tiny causal LM (or its LoRA fine-tune) on the standard-library docstring corpus.
+
+    ``train``/``test`` are token ids, ``contributors`` one module name per training
+    sequence; ``fit(train_ids, seed)`` trains from scratch (``base_state is None``) or
+    fine-tunes a rank-``lora_rank`` adapter on the pretrained ``base_state``;
+    ``output(model, test)`` is the negative summed next-token loss per test sequence.
+    Training is full-batch AdamW, so ``seed`` only sets the initialisation (the model's, or
+    the adapter's).
+    """
+
+    train: np.ndarray
+    test: np.ndarray
+    contributors: np.ndarray
+    hidden: int
+    layers: int
+    seq_len: int
+    steps: int
+    lr: float
+    base_state: dict | None = None
+    lora_rank: int = 4
+
+    def fit(self, train: np.ndarray, seed: int) -> Any:
+        torch = _torch.require_torch("CausalLMSetting")
+        model = tiny_causal_lm(
+            hidden=self.hidden,
+            layers=self.layers,
+            heads=4,
+            seq_len=self.seq_len,
+            seed=int(seed) % 2**63 if self.base_state is None else 0,
+        )
+        if self.base_state is not None:
+            model.load_state_dict({k: torch.as_tensor(v) for k, v in self.base_state.items()})
+            model = add_lora(model, rank=self.lora_rank, alpha=2 * self.lora_rank, seed=seed)
+        return train_causal_lm(model, train, steps=self.steps, batch_size=None, lr=self.lr)
+
+    @staticmethod
+    def output(model: Any, test: np.ndarray) -> np.ndarray:
+        return sequence_neg_loss(model, test)
+
+
+def causal_lm_setting(
+    n_train: int = 96,
+    n_test: int = 24,
+    *,
+    seq_len: int = 32,
+    hidden: int = 64,
+    layers: int = 2,
+    steps: int = 50,
+    lr: float = 3e-3,
+    lora: bool = False,
+    lora_rank: int = 4,
+    lora_lr: float = 1e-2,
+    pretrain_windows: int = 256,
+    pretrain_steps: int = 150,
+    seed: int = 0,
+) -> CausalLMSetting:
+    """The tiny-transformer settings of the neural benchmark (dattri's Shakespeare+nanoGPT).
+
+    :func:`text_corpus` windows of ``seq_len`` bytes, shuffled by ``seed``. From scratch
+    (``lora=False``): ``n_train`` training and ``n_test`` test windows from every module.
+    With ``lora=True`` the modules are split in two halves: a base model is pretrained
+    (``pretrain_steps``, full batch) on ``pretrain_windows`` of the first half's windows
+    and frozen, and the
+    attributed data are LoRA fine-tuning windows of the second half, so the fine-tune
+    learns text the base has not seen.
+    """
+    ids, owners = text_corpus(seq_len=seq_len)
+    rng = np.random.default_rng(np.random.SeedSequence(seed))
+    base_state = None
+    if lora:
+        second = np.isin(owners, TEXT_MODULES[len(TEXT_MODULES) // 2 :])
+        pretrain = ids[~second][rng.permutation(int((~second).sum()))[:pretrain_windows]]
+        ids, owners = ids[second], owners[second]
+        base = tiny_causal_lm(hidden=hidden, layers=layers, heads=4, seq_len=seq_len, seed=seed)
+        train_causal_lm(base, pretrain, steps=pretrain_steps, batch_size=None, lr=lr)
+        base_state = {k: v.detach().clone() for k, v in base.state_dict().items()}
+    if n_train + n_test > len(ids):
+        raise ValidationError(f"n_train + n_test must be at most {len(ids)} windows")
+    order = rng.permutation(len(ids))
+    tr, te = order[:n_train], order[n_train : n_train + n_test]
+    return CausalLMSetting(
+        ids[tr],
+        ids[te],
+        owners[tr],
+        hidden,
+        layers,
+        seq_len,
+        steps,
+        lora_lr if lora else lr,
+        base_state,
+        lora_rank,
+    )
+
