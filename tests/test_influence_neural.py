@@ -34,6 +34,14 @@ def _iris():
     return iris_split()
 
 
+def _iris_mlp(seed: int, hidden: int = 5) -> torch.nn.Module:
+    """A 4-hidden-3 tanh MLP (float64) with seeded initial weights."""
+    torch.manual_seed(seed)
+    return torch.nn.Sequential(
+        torch.nn.Linear(4, hidden), torch.nn.Tanh(), torch.nn.Linear(hidden, 3)
+    ).double()
+
+
 class ConvNet(torch.nn.Module):
     """Conv2d (bias) -> tanh -> Linear: exercises unfolded convolution gradients."""
 
@@ -56,12 +64,10 @@ def _flat_params(engine):
 @pytest.mark.parametrize("kind", ["mlp", "conv"])
 def test_per_example_gradients_equal_finite_differences(kind):
     train, _ = _iris()
-    torch.manual_seed(0)
     if kind == "mlp":
-        net = torch.nn.Sequential(
-            torch.nn.Linear(4, 5), torch.nn.Tanh(), torch.nn.Linear(5, 3)
-        ).double()
+        net = _iris_mlp(0)
     else:
+        torch.manual_seed(0)
         net = ConvNet().double()
     small = train.subset(np.arange(6))
     engine = GradientEngine(net)
@@ -83,10 +89,7 @@ def test_per_example_gradients_equal_finite_differences(kind):
 
 def test_hessian_vector_products_equal_finite_differences_of_gradients():
     train, _ = _iris()
-    torch.manual_seed(1)
-    net = torch.nn.Sequential(
-        torch.nn.Linear(4, 6), torch.nn.Tanh(), torch.nn.Linear(6, 3)
-    ).double()
+    net = _iris_mlp(1, hidden=6)
     engine = GradientEngine(net)
     examples = as_examples(net, train.subset(np.arange(30)), "train")
     f, theta = mean_loss_function(engine, examples)
@@ -139,10 +142,7 @@ def _loop_gradients(net, X, y):
 
 def test_datainf_equals_the_paper_formula_by_hand():
     train, test = _iris()
-    torch.manual_seed(2)
-    net = torch.nn.Sequential(
-        torch.nn.Linear(4, 5), torch.nn.Tanh(), torch.nn.Linear(5, 3)
-    ).double()
+    net = _iris_mlp(2)
     result = oa.influence(net, train, test, method="datainf", progress=False)
     tr = _loop_gradients(copy.deepcopy(net), train.X, train.y)
     te = _loop_gradients(copy.deepcopy(net), test.X, test.y)
@@ -166,10 +166,7 @@ def test_datainf_equals_the_paper_formula_by_hand():
 
 def test_tracin_and_identity_equal_the_vmap_implementation(tmp_path):
     train, test = _iris()
-    torch.manual_seed(3)
-    net = torch.nn.Sequential(
-        torch.nn.Linear(4, 5), torch.nn.Tanh(), torch.nn.Linear(5, 3)
-    ).double()
+    net = _iris_mlp(3)
     states = []
     optimiser = torch.optim.SGD(net.parameters(), lr=0.3)
     for _ in range(3):
@@ -204,10 +201,7 @@ def test_tracin_and_identity_equal_the_vmap_implementation(tmp_path):
 
 def test_projection_preserves_inner_products_in_expectation():
     train, test = _iris()
-    torch.manual_seed(4)
-    net = torch.nn.Sequential(
-        torch.nn.Linear(4, 16), torch.nn.Tanh(), torch.nn.Linear(16, 3)
-    ).double()
+    net = _iris_mlp(4, hidden=16)
     exact = oa.influence(net, train, test, method="identity", progress=False).to_array()
     runs = [
         oa.influence(
@@ -223,10 +217,7 @@ def test_projection_preserves_inner_products_in_expectation():
 
 def test_cache_reuses_and_refuses_stale_entries(tmp_path):
     train, test = _iris()
-    torch.manual_seed(5)
-    net = torch.nn.Sequential(
-        torch.nn.Linear(4, 5), torch.nn.Tanh(), torch.nn.Linear(5, 3)
-    ).double()
+    net = _iris_mlp(5)
     first = oa.influence(net, train, test, method="ekfac", cache_dir=tmp_path, progress=False)
     assert not first.diagnostics["from_cache"]
     entry = first.diagnostics["cache_path"]
@@ -361,29 +352,21 @@ def _paired_gap(a, b):
 
 
 @pytest.mark.slow  # 50 real retrainings
-def test_lds_small_mlp_ekfac_beats_identity():
-    """50 retrained MLPs on 150 digits: EK-FAC's LDS exceeds the gradient dot product's.
+def test_lds_digits_mlp_every_method_and_ekfac_beats_identity():
+    """50 MLPs retrained on random halves of 150 digits: every method's LDS, stated with its
+    standard error, is well above zero, and EK-FAC's exceeds the gradient dot product's
+    (paired over the same test points).
 
     Measured: EK-FAC 0.63 +- 0.02, identity 0.57 +- 0.03, paired gap 0.055 +- 0.017.
     """
     setting = ne.digits_mlp_setting(n_train=150, n_test=40, hidden=16, steps=300, seed=0)
-    scores = _lds_for(setting, ["ekfac", "identity"], n_subsets=50)
+    scores = _lds_for(setting, ["ekfac", "datainf", "identity", "trak"], n_subsets=50)
     for method, score in scores.items():
-        print(method, "LDS", score.mean, "+-", ne.lds_stderr(score))
+        se = ne.lds_stderr(score)
+        print(method, "LDS", score.mean, "+-", se)
+        assert np.isfinite(se) and score.mean > 5 * se, method
     gap, gap_se = _paired_gap(scores["ekfac"], scores["identity"])
     print("gap", gap, "+-", gap_se)
-    assert scores["ekfac"].mean > 5 * ne.lds_stderr(scores["ekfac"])
-    assert gap > 2 * gap_se
-
-
-@pytest.mark.slow
-def test_lds_digits_mlp_every_method():
-    setting = ne.digits_mlp_setting(n_train=400, n_test=100, hidden=32, steps=300, seed=0)
-    scores = _lds_for(setting, ["ekfac", "datainf", "identity", "trak"], n_subsets=60)
-    for method, score in scores.items():
-        print(method, "LDS", score.mean, "+-", ne.lds_stderr(score))
-        assert np.isfinite(ne.lds_stderr(score)) and ne.lds_stderr(score) < 0.05, method
-    gap, gap_se = _paired_gap(scores["ekfac"], scores["identity"])
     assert gap > 2 * gap_se
 
 
