@@ -239,10 +239,6 @@ def run_openattrib_lm(workdir: Path, method: str, data: dict) -> np.ndarray:
 def run_dattri_lm(workdir: Path, method: str, data: dict) -> np.ndarray:
     """dattri on the same transformer checkpoints; loss = summed next-token cross-entropy."""
     import torch
-    from dattri.algorithm.influence_function import IFAttributorDataInf, IFAttributorEKFAC
-    from dattri.algorithm.tracin import TracInAttributor
-    from dattri.algorithm.trak import TRAKAttributor
-    from dattri.task import AttributionTask
 
     train = torch.tensor(data["train"])
     test = torch.tensor(data["test"])
@@ -275,36 +271,58 @@ def run_dattri_lm(workdir: Path, method: str, data: dict) -> np.ndarray:
         loaded = torch.load(workdir / name, weights_only=True)
         return {**{k: v.detach() for k, v in model.named_parameters()}, **loaded}
 
+    states = (
+        [state(f"model{m}.pt") for m in range(N_MODELS)],
+        [state(f"ckpt{c}.pt") for c in range(N_CHECKPOINTS)],
+        state("model0.pt"),
+    )
+    funcs = (loss_func, margin_func, correct_probability, loss_func)
+    loaders = (train_loader, test_loader)
+    return _dattri_scores(method, model, funcs, states, loaders, LM_TRAK_DIM, config["lr"])
+
+
+def _dattri_scores(method, model, funcs, states, loaders, proj_dim: int, lr: float) -> np.ndarray:
+    """dattri's attributor for ``method``; ``funcs`` = (loss, margin, correct probability,
+    batch loss for EK-FAC), ``states`` = (TRAK ensemble, TracIn checkpoints, the model)."""
+    import torch
+    from dattri.algorithm.influence_function import IFAttributorDataInf, IFAttributorEKFAC
+    from dattri.algorithm.tracin import TracInAttributor
+    from dattri.algorithm.trak import TRAKAttributor
+    from dattri.task import AttributionTask
+
+    loss_func, margin_func, correct_probability, batch_loss = funcs
+    ensemble, checkpoints, state = states
+    train_loader, test_loader = loaders
     if method == "trak":
-        states = [state(f"model{m}.pt") for m in range(N_MODELS)]
+        # dattri's TRAK differentiates loss_func on the training side: TRAK's f is the margin
         task = AttributionTask(
-            loss_func=margin_func, model=model, checkpoints=states, target_func=margin_func
+            loss_func=margin_func, model=model, checkpoints=ensemble, target_func=margin_func
         )
         attributor = TRAKAttributor(
             task=task,
             correct_probability_func=correct_probability,
-            projector_kwargs={"proj_dim": LM_TRAK_DIM, "device": "cpu"},
+            projector_kwargs={"proj_dim": proj_dim, "device": "cpu"},
             device="cpu",
         )
         attributor.cache(train_loader)
         scores = attributor.attribute(test_loader)
     elif method == "tracin":
-        states = [state(f"ckpt{c}.pt") for c in range(N_CHECKPOINTS)]
-        task = AttributionTask(loss_func=loss_func, model=model, checkpoints=states)
+        task = AttributionTask(loss_func=loss_func, model=model, checkpoints=checkpoints)
+        dtype = next(model.parameters()).dtype
         attributor = TracInAttributor(
             task=task,
-            weight_list=torch.full((N_CHECKPOINTS,), config["lr"]),
+            weight_list=torch.full((len(checkpoints),), lr, dtype=dtype),
             normalized_grad=False,
             device="cpu",
         )
         scores = attributor.attribute(train_loader, test_loader)
     elif method == "datainf":
-        task = AttributionTask(loss_func=loss_func, model=model, checkpoints=state("model0.pt"))
+        task = AttributionTask(loss_func=loss_func, model=model, checkpoints=state)
         attributor = IFAttributorDataInf(task=task, device="cpu", regularization=1e-3)
         attributor.cache(train_loader)
         scores = attributor.attribute(train_loader, test_loader)
     else:
-        task = AttributionTask(loss_func=loss_func, model=model, checkpoints=state("model0.pt"))
+        task = AttributionTask(loss_func=batch_loss, model=model, checkpoints=state)
         attributor = IFAttributorEKFAC(task=task, device="cpu", damping=1e-3)
         attributor.cache(train_loader)
         scores = attributor.attribute(train_loader, test_loader)
@@ -313,10 +331,6 @@ def run_dattri_lm(workdir: Path, method: str, data: dict) -> np.ndarray:
 
 def run_dattri(workdir: Path, method: str, data: dict) -> np.ndarray:
     import torch
-    from dattri.algorithm.influence_function import IFAttributorDataInf, IFAttributorEKFAC
-    from dattri.algorithm.tracin import TracInAttributor
-    from dattri.algorithm.trak import TRAKAttributor
-    from dattri.task import AttributionTask
 
     X_train = torch.tensor(data["X_train"])
     y_train = torch.tensor(data["y_train"]).long()
@@ -346,57 +360,27 @@ def run_dattri(workdir: Path, method: str, data: dict) -> np.ndarray:
         out = torch.func.functional_call(model, params, x.reshape(-1, 64))
         return torch.exp(-torch.nn.functional.cross_entropy(out, y.reshape(-1)))
 
-    if method == "trak":
-        states = [torch.load(workdir / f"model{m}.pt", weights_only=True) for m in range(N_MODELS)]
-        # dattri's TRAK differentiates loss_func on the training side: TRAK's f is the margin
-        task = AttributionTask(
-            loss_func=margin_func, model=model, checkpoints=states, target_func=margin_func
-        )
-        attributor = TRAKAttributor(
-            task=task,
-            correct_probability_func=correct_probability,
-            projector_kwargs={"proj_dim": TRAK_DIM, "device": "cpu"},
-            device="cpu",
-        )
-        attributor.cache(train_loader)
-        scores = attributor.attribute(test_loader)
-    elif method == "tracin":
-        states = [
-            torch.load(workdir / f"ckpt{c}.pt", weights_only=True) for c in range(N_CHECKPOINTS)
-        ]
-        task = AttributionTask(loss_func=loss_func, model=model, checkpoints=states)
-        attributor = TracInAttributor(
-            task=task,
-            weight_list=torch.full((N_CHECKPOINTS,), 0.01, dtype=torch.float64),
-            normalized_grad=False,
-            device="cpu",
-        )
-        scores = attributor.attribute(train_loader, test_loader)
-    elif method == "datainf":
+    def batch_loss(params, batch):
+        x, y = batch
+        return torch.nn.functional.cross_entropy(torch.func.functional_call(model, params, x), y)
+
+    def load(name):
+        return torch.load(workdir / name, weights_only=True)
+
+    states = (
+        [load(f"model{m}.pt") for m in range(N_MODELS)],
+        [load(f"ckpt{c}.pt") for c in range(N_CHECKPOINTS)],
+        load("model0.pt"),
+    )
+    loaders = (train_loader, test_loader)
+    if method == "datainf":
         # dattri 0.3.0's DataInf mixes float32 into its products: run it in float32
         model.float()
-        state = {
-            k: v.float() for k, v in torch.load(workdir / "model0.pt", weights_only=True).items()
-        }
-        for loader in (train_loader, test_loader):
+        states = (None, None, {k: v.float() for k, v in states[2].items()})
+        for loader in loaders:
             loader.dataset.tensors = (loader.dataset.tensors[0].float(), loader.dataset.tensors[1])
-        task = AttributionTask(loss_func=loss_func, model=model, checkpoints=state)
-        attributor = IFAttributorDataInf(task=task, device="cpu", regularization=1e-3)
-        attributor.cache(train_loader)
-        scores = attributor.attribute(train_loader, test_loader)
-    else:
-        state = torch.load(workdir / "model0.pt", weights_only=True)
-
-        def batch_loss(params, batch):
-            x, y = batch
-            out = torch.func.functional_call(model, params, x)
-            return torch.nn.functional.cross_entropy(out, y)
-
-        task = AttributionTask(loss_func=batch_loss, model=model, checkpoints=state)
-        attributor = IFAttributorEKFAC(task=task, device="cpu", damping=1e-3)
-        attributor.cache(train_loader)
-        scores = attributor.attribute(train_loader, test_loader)
-    return np.asarray(scores.detach().double().numpy()).T  # (n_test, n_train)
+    funcs = (loss_func, margin_func, correct_probability, batch_loss)
+    return _dattri_scores(method, model, funcs, states, loaders, TRAK_DIM, 0.01)
 
 
 def worker(workdir: Path, library: str, method: str) -> None:

@@ -333,7 +333,12 @@ def test_lora_attributes_only_the_adapter(tiny_lm):
 # ---------------------------------------------------------------------- LDS by retraining
 def _lds_for(setting, methods, n_subsets, seed=0):
     model = setting.fit(setting.train, seed=12345)
-    masks = subset_masks(setting.train.n_samples, n_subsets=n_subsets, alpha=0.5, seed=seed)
+    masks = subset_masks(
+        len(setting.train.y if hasattr(setting.train, "y") else setting.train),
+        n_subsets=n_subsets,
+        alpha=0.5,
+        seed=seed,
+    )
     actual = ne.retrained_outputs_torch(
         setting.fit, setting.train, setting.test, masks, output=setting.output, seed=seed
     )
@@ -368,6 +373,18 @@ def test_lds_digits_mlp_every_method_and_ekfac_beats_identity():
     gap, gap_se = _paired_gap(scores["ekfac"], scores["identity"])
     print("gap", gap, "+-", gap_se)
     assert gap > 2 * gap_se
+
+
+@pytest.mark.slow  # 30 tiny transformers retrained from scratch
+def test_lds_tiny_transformer_ekfac_is_significant():
+    """The tiny causal transformer retrained on 30 random halves of 48 docstring windows:
+    EK-FAC's LDS on the test windows' losses is significantly above zero."""
+    pytest.importorskip("transformers")
+    setting = ne.causal_lm_setting(n_train=48, n_test=16, steps=30)
+    scores = _lds_for(setting, ["ekfac"], n_subsets=30)
+    score, se = scores["ekfac"].mean, ne.lds_stderr(scores["ekfac"])
+    print("tiny transformer EK-FAC LDS", score, "+-", se)
+    assert score > 4 * se
 
 
 def test_mislabel_detection_by_self_influence():

@@ -1,5 +1,6 @@
 """Influence of training data on torch models: ``"ekfac"``, ``"datainf"``, ``"identity"``,
-``"tracin"`` (and ``"trak"`` on tabular data), fitted once and queried cheaply.
+``"tracin"`` and ``"trak"``, on tabular data and token sequences, fitted once and queried
+cheaply.
 
 Every method here scores ``S[t, i] = q_t . phi_i``: ``phi_i`` are *training features* (the
 per-example gradients of the covered layers, whitened by the curvature and/or projected;
@@ -15,6 +16,9 @@ forward/backward pass and, for DataInf, one pass over the stored features).
   uses the dense Hessian instead.
 * ``"datainf"`` - the closed form of Kwon et al. 2023, see
   :mod:`openattrib.influence.datainf`.
+* ``"trak"`` - Park et al. 2023 over an ensemble (``checkpoints``): margin gradients,
+  whitened by each model's ridge-regularised kernel and weighted by ``1 - p``, see
+  :mod:`openattrib.influence.trak`.
 
 Sign: positive = the training example helps (removing it raises the test loss).
 Projection (``projection_dim``): per-layer Kronecker Gaussian (LoGra, Choe et al. 2024),

@@ -16,7 +16,8 @@ Two CPU settings in the style of dattri's benchmarks:
   transformer (a ``transformers`` Llama configuration, trained from scratch, bytes as tokens)
   on the docstrings of Python's own standard library (Python 3.11, PSF License v2; no
   download), one contributor per standard-library module; :func:`add_lora` wraps it in a
-  ``peft`` LoRA adapter for fine-tuning.
+  ``peft`` LoRA adapter for fine-tuning; :func:`causal_lm_setting` packs both settings
+  (from scratch, LoRA fine-tune) for the LDS (dattri: Shakespeare+nanoGPT).
 """
 
 from __future__ import annotations
