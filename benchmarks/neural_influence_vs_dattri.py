@@ -27,7 +27,19 @@ influence functions and TracIn use loss gradients ``g_test . H^-1 g_train``, its
 margin); scores are oriented (n_test, n_train) before the LDS; the LDS is openattrib's
 :func:`openattrib.influence.lds` (Spearman per test point, as dattri's ``metric.lds``).
 Damping: each library's default, except dattri's DataInf and EK-FAC defaults of 0
-(degenerate), where the benchmark passes 1e-3.
+(degenerate), where the benchmark passes 1e-3. dattri's TRAK keeps its default
+``regularization=0``: on the transformer (96 training windows, 512 projected dimensions)
+its kernel ``Phi^T Phi`` has rank at most 96 and is solved as is in float32.
+
+What dattri 0.3.0 cannot run here, and why:
+
+* EK-FAC on the transformer: ``dattri.func.fisher._update_covariance`` binds its layer
+  input only when that input is 2-D (``if a_prev_raw.ndim == 2``, no ``else``), so every
+  Linear layer fed ``(batch, tokens, features)`` activations raises ``UnboundLocalError``;
+* EK-FAC on the LoRA fine-tune: by default it hooks every ``torch.nn.Linear``, including
+  the frozen base projections under the adapters, and ``outputs.retain_grad()`` raises
+  ``RuntimeError: can't retain_grad on Tensor that has requires_grad=False``; restricted
+  to the LoRA matrices it meets the 3-D input error above.
 """
 
 from __future__ import annotations
@@ -476,7 +488,12 @@ def main() -> None:
             env = {**os.environ, "TQDM_DISABLE": "1"}
             proc = subprocess.run(command, capture_output=True, text=True, env=env)
             if proc.returncode != 0:
-                tail = proc.stderr.split("Command being timed")[0].strip().splitlines()[-6:]
+                errors = [
+                    line
+                    for line in proc.stderr.split("Command being timed")[0].splitlines()
+                    if re.match(r"\w*(Error|Exception)\b", line)
+                ]
+                tail = errors[-1:] or proc.stderr.strip().splitlines()[-6:]
                 print(f"{method:8s} {library:10s} FAILED:\n  " + "\n  ".join(tail))
                 continue
             peak = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", proc.stderr)[1])

@@ -35,7 +35,7 @@ def main() -> None:
     lm = ne.tiny_causal_lm(hidden=64, layers=2, heads=4, seq_len=64, seed=0)
     train, train_owners = ids[:200], owners[:200]
     prompt, completion = ids[300][:25], ids[300][25:37]
-    for method in ("ekfac", "datainf", "identity"):
+    for method in ("ekfac", "datainf", "identity", "trak"):
 
         def request(method: str = method):
             return oa.attribute_prediction(
