@@ -61,7 +61,10 @@ import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-METHODS = ("trak", "ekfac", "datainf", "tracin")
+# "trak-ridge": dattri's TRAK given openattrib's default ridge (0.1 x the mean non-zero
+# eigenvalue of its own kernel, from the gradient energy: its projection keeps norms)
+METHODS = ("trak", "trak-ridge", "ekfac", "datainf", "tracin")
+_RIDGE = {"value": 0.0}
 N_MODELS = 5  # TRAK ensemble
 N_CHECKPOINTS = 3  # TracIn
 TRAK_DIM = 256  # dattri: one dense projection of the whole gradient, per model
@@ -305,7 +308,7 @@ def _dattri_scores(method, model, funcs, states, loaders, proj_dim: int, lr: flo
     loss_func, margin_func, correct_probability, batch_loss = funcs
     ensemble, checkpoints, state = states
     train_loader, test_loader = loaders
-    if method == "trak":
+    if method in ("trak", "trak-ridge"):
         # dattri's TRAK differentiates loss_func on the training side: TRAK's f is the margin
         task = AttributionTask(
             loss_func=margin_func, model=model, checkpoints=ensemble, target_func=margin_func
@@ -315,6 +318,7 @@ def _dattri_scores(method, model, funcs, states, loaders, proj_dim: int, lr: flo
             correct_probability_func=correct_probability,
             projector_kwargs={"proj_dim": proj_dim, "device": "cpu"},
             device="cpu",
+            regularization=_RIDGE["value"] if method == "trak-ridge" else 0.0,
         )
         attributor.cache(train_loader)
         scores = attributor.attribute(test_loader)
@@ -395,6 +399,33 @@ def run_dattri(workdir: Path, method: str, data: dict) -> np.ndarray:
     return _dattri_scores(method, model, funcs, states, loaders, TRAK_DIM, 0.01)
 
 
+def _matched_ridge(workdir: Path, data: dict, lm: bool) -> float:
+    """openattrib's default TRAK ridge for dattri's kernel: ``0.1 * sum_i |g_i|^2 /
+    min(n, k)`` averaged over the ensemble, from per-example margin gradients of every
+    trainable parameter (plain backward passes; dattri's projection preserves norms)."""
+    import torch
+
+    rows = data["train"] if lm else list(zip(data["X_train"], data["y_train"], strict=True))
+    energies = []
+    for m in range(N_MODELS):
+        model = _lm(workdir, f"model{m}.pt") if lm else _load(workdir, f"model{m}.pt")
+        params = [p for p in model.parameters() if p.requires_grad]
+        total = 0.0
+        for row in rows:
+            model.zero_grad()
+            if lm:
+                tokens = torch.tensor(row[None])
+                logp = torch.log_softmax(model(tokens).logits[0, :-1].double(), -1)
+                chosen = logp.gather(-1, tokens[0, 1:, None])[:, 0]
+            else:
+                logp = torch.log_softmax(model(torch.tensor(row[0][None]))[0], -1)
+                chosen = logp[int(row[1])][None]
+            (chosen - torch.log1p(-chosen.exp())).sum().backward()
+            total += sum(float((p.grad.double() ** 2).sum()) for p in params)
+        energies.append(total)
+    return 0.1 * float(np.mean(energies)) / min(len(rows), LM_TRAK_DIM if lm else TRAK_DIM)
+
+
 def worker(workdir: Path, library: str, method: str) -> None:
     import torch
 
@@ -408,6 +439,9 @@ def worker(workdir: Path, library: str, method: str) -> None:
         import dattri.algorithm.influence_function  # noqa: F401
         import dattri.algorithm.tracin  # noqa: F401
         import dattri.algorithm.trak  # noqa: F401
+
+        if method == "trak-ridge":  # choosing the hyperparameter is not timed
+            _RIDGE["value"] = _matched_ridge(workdir, data, lm)
     start, cpu_start = time.perf_counter(), time.process_time()
     if library == "openattrib":
         run = run_openattrib_lm if lm else run_openattrib
@@ -468,13 +502,13 @@ def main() -> None:
             f"{args.n_subsets} retrained halves; single-threaded"
         )
     header = (
-        f"{'method':8s} {'library':10s} {'LDS':>7s} {'s.e.':>6s} {'wall s':>8s} {'CPU s':>8s} "
+        f"{'method':10s} {'library':10s} {'LDS':>7s} {'s.e.':>6s} {'wall s':>8s} {'CPU s':>8s} "
         f"{'peak MiB':>9s}"
     )
     print(header)
     rows = {}
     for method in args.methods.split(","):
-        for library in ("openattrib", "dattri"):
+        for library in ("dattri",) if method == "trak-ridge" else ("openattrib", "dattri"):
             command = [
                 "/usr/bin/time",
                 "-v",
@@ -494,7 +528,7 @@ def main() -> None:
                     if re.match(r"\w*(Error|Exception)\b", line)
                 ]
                 tail = errors[-1:] or proc.stderr.strip().splitlines()[-6:]
-                print(f"{method:8s} {library:10s} FAILED:\n  " + "\n  ".join(tail))
+                print(f"{method:10s} {library:10s} FAILED:\n  " + "\n  ".join(tail))
                 continue
             peak = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", proc.stderr)[1])
             timing = json.loads((workdir / f"time_{library}_{method}.json").read_text())
@@ -502,16 +536,17 @@ def main() -> None:
             score = lds(scores, masks, actual)
             rows[(method, library)] = (score.mean, lds_stderr(score), timing["cpu"], peak / 1024)
             print(
-                f"{method:8s} {library:10s} {score.mean:7.3f} {lds_stderr(score):6.3f} "
+                f"{method:10s} {library:10s} {score.mean:7.3f} {lds_stderr(score):6.3f} "
                 f"{timing['seconds']:8.2f} {timing['cpu']:8.2f} {peak / 1024:9.0f}",
                 flush=True,
             )
     print("\nratios openattrib / dattri (CPU time, peak memory) and LDS difference:")
     for method in args.methods.split(","):
-        ours, theirs = rows.get((method, "openattrib")), rows.get((method, "dattri"))
+        ours = rows.get((method.removesuffix("-ridge"), "openattrib"))
+        theirs = rows.get((method, "dattri"))
         if ours and theirs:
             print(
-                f"{method:8s} CPU time x{ours[2] / theirs[2]:.2f}  memory x{ours[3] / theirs[3]:.2f}  "
+                f"{method:10s} CPU time x{ours[2] / theirs[2]:.2f}  memory x{ours[3] / theirs[3]:.2f}  "
                 f"LDS {ours[0] - theirs[0]:+.3f} (s.e. {np.hypot(ours[1], theirs[1]):.3f})"
             )
 
