@@ -248,6 +248,18 @@ def test_cache_reuses_and_refuses_stale_entries(tmp_path):
     np.testing.assert_allclose(third.to_array(), first.to_array(), rtol=1e-12)
 
 
+def test_refitted_when_a_checkpoint_changes_anywhere():
+    """The reuse key hashes checkpoint values: a change in the middle of a large weight
+    (which a tensor repr elides) gives a new fit, not the cached scores."""
+    train, test = _iris()
+    ensemble = [_iris_mlp(seed, hidden=300) for seed in (0, 1)]
+    first = oa.influence(ensemble[0], train, test, method="trak", models=ensemble, progress=False)
+    with torch.no_grad():
+        ensemble[1][0].weight[150, 2] += 0.5
+    second = oa.influence(ensemble[0], train, test, method="trak", models=ensemble, progress=False)
+    assert not np.allclose(first.to_array(), second.to_array())
+
+
 def test_bad_input_is_explained():
     train, test = _iris()
     net = torch.nn.Sequential(torch.nn.Linear(4, 3)).double()

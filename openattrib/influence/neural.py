@@ -492,6 +492,27 @@ def _checkpoint(state: Any) -> dict[str, Any]:
 _PREPARED: OrderedDict[tuple, NeuralInfluence] = OrderedDict()
 
 
+def _state_digest(state: Any) -> str:
+    """Content key of one checkpoint: a path with its size and modification time, or the
+    SHA-256 of a state dict's names, shapes, dtypes and values (a ``repr`` would elide the
+    middle of large tensors)."""
+    torch = _torch.require_torch("neural influence")
+    if isinstance(state, (str, Path)):
+        path = Path(state)
+        if not path.is_file():
+            return f"missing:{path}"
+        stat = path.stat()
+        return f"{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
+    if not hasattr(state, "items"):
+        return repr(state)
+    digest = hashlib.sha256()
+    for name in sorted(state):
+        t = torch.as_tensor(state[name]).detach().cpu().contiguous()
+        digest.update(f"{name}:{tuple(t.shape)}:{t.dtype}".encode())
+        digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
 def _prepared(model: Any, train: Any, options: dict[str, Any]) -> NeuralInfluence:
     """A fitted :class:`NeuralInfluence`, reused while model, data and options are unchanged."""
     contrib = options.get("contributors")
@@ -507,7 +528,12 @@ def _prepared(model: Any, train: Any, options: dict[str, Any]) -> NeuralInfluenc
         id(model),
         model_hash(model),
         key_data,
-        repr(sorted((k, repr(v)) for k, v in options.items() if k != "contributors")),
+        repr(
+            sorted(
+                (k, repr(v)) for k, v in options.items() if k not in ("contributors", "checkpoints")
+            )
+        ),
+        tuple(_state_digest(state) for state in options.get("checkpoints") or ()),
         None if contrib is None else hashlib.sha256(np.asarray(contrib).tobytes()).hexdigest(),
     )
     if key_data is not None and key in _PREPARED:

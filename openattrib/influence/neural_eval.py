@@ -506,4 +506,3 @@ def causal_lm_setting(
         base_state,
         lora_rank,
     )
-
