@@ -4,7 +4,7 @@ cheaply.
 
 Every method here scores ``S[t, i] = q_t . phi_i``: ``phi_i`` are *training features* (the
 per-example gradients of the covered layers, whitened by the curvature and/or projected;
-see :mod:`openattrib.influence.torch_models`) computed once, in batches, kept in memory or
+see ``openattrib.influence.torch_models``) computed once, in batches, kept in memory or
 memory-mapped in ``cache_dir``; ``q_t`` is the *query factor* of a test example (one
 forward/backward pass and, for DataInf, one pass over the stored features).
 
@@ -12,13 +12,13 @@ forward/backward pass and, for DataInf, one pass over the stored features).
 * ``"tracin"`` - ``sum_c eta_c g_t(theta_c) . g_i(theta_c)`` over ``checkpoints`` (Pruthi et
   al. 2020).
 * ``"ekfac"`` - ``g_t^T (F + lambda)^{-1} g_i / n`` with EK-FAC curvature (George et al.
-  2018; Grosse et al. 2023), see :mod:`openattrib.influence.ekfac`; ``curvature="exact"``
+  2018; Grosse et al. 2023), see ``openattrib.influence.ekfac``; ``curvature="exact"``
   uses the dense Hessian instead.
 * ``"datainf"`` - the closed form of Kwon et al. 2023, see
-  :mod:`openattrib.influence.datainf`.
+  ``openattrib.influence.datainf``.
 * ``"trak"`` - Park et al. 2023 over an ensemble (``checkpoints``): margin gradients,
   whitened by each model's ridge-regularised kernel and weighted by ``1 - p``, see
-  :mod:`openattrib.influence.trak`.
+  ``openattrib.influence.trak``.
 
 Sign: positive = the training example helps (removing it raises the test loss).
 Projection (``projection_dim``): per-layer Kronecker Gaussian (LoGra, Choe et al. 2024),
@@ -99,16 +99,16 @@ class NeuralInfluence:
         Any module; a HuggingFace ``transformers`` model (``.logits`` is used) or a ``peft``
         model (only its trainable LoRA matrices are attributed).
     train : Dataset, token ids or DataLoader
-        See :mod:`openattrib.influence.torch_models`.
+        See ``openattrib.influence.torch_models``.
     method : {"ekfac", "datainf", "identity", "tracin", "trak"}
-        ``"trak"``: see :mod:`openattrib.influence.trak`; its ensemble is ``checkpoints``
+        ``"trak"``: see ``openattrib.influence.trak``; its ensemble is ``checkpoints``
         (``neural_influence`` takes ``models=``), default the model alone.
     loss : "cross_entropy" or callable ``(outputs_i, targets_i) -> scalar``
         Per-example loss (summed over tokens for sequences). ``"trak"`` differentiates
         TRAK's margin instead unless a callable is given.
     damping : float, optional
-        Default per method (see :mod:`~openattrib.influence.ekfac`,
-        :mod:`~openattrib.influence.datainf`, :mod:`~openattrib.influence.trak`).
+        Default per method (see ``openattrib.influence.ekfac``,
+        ``openattrib.influence.datainf``, ``openattrib.influence.trak``).
     projection_dim : int, optional
         Per-layer projection size (entries per layer gradient), see module docstring.
     fisher : {"empirical", "true"}, optional
@@ -620,7 +620,7 @@ def trak(
 
     ``oa.influence(model, train, test, method="trak", models=...)`` under another name; the
     method and its conventions (margin, ensemble, ridge) are in
-    :mod:`openattrib.influence.trak`.
+    ``openattrib.influence.trak``.
 
     Parameters
     ----------
@@ -632,11 +632,11 @@ def trak(
         = predictions). Token ids: TRAK of the per-sequence summed margin.
     checkpoints : sequence of state dicts or paths, optional
     projection_dim : int, optional
-        Per-layer projection size (see :mod:`openattrib.influence.torch_models`); default
+        Per-layer projection size (see ``openattrib.influence.torch_models``); default
         the whole gradient (exact; pass one for large models).
     damping : float, optional
         Ridge ``n * damping * I`` on ``Phi^T Phi``; default derived from the gradients (see
-        :mod:`openattrib.influence.trak`).
+        ``openattrib.influence.trak``).
     layers : sequence of str, optional
         Only these modules (by name) and the layers nested in them.
     batch_size : int
