@@ -246,6 +246,18 @@ def test_cache_reuses_and_refuses_stale_entries(tmp_path):
     third = oa.influence(net, train, test, method="ekfac", cache_dir=tmp_path, progress=False)
     assert not third.diagnostics["from_cache"]
     np.testing.assert_allclose(third.to_array(), first.to_array(), rtol=1e-12)
+    # TRAK keeps its kernel-whitened features, self-influence and ridges in the entry
+    ensemble = [net, _iris_mlp(6)]
+    fitted = oa.influence(
+        net, train, test, method="trak", models=ensemble, cache_dir=tmp_path, progress=False
+    )
+    neural._PREPARED.clear()
+    cached = oa.influence(
+        net, train, test, method="trak", models=ensemble, cache_dir=tmp_path, progress=False
+    )
+    assert cached.diagnostics["from_cache"]
+    np.testing.assert_array_equal(cached.to_array(), fitted.to_array())
+    np.testing.assert_array_equal(cached.self_influence().values, fitted.self_influence().values)
 
 
 def test_refitted_when_a_checkpoint_changes_anywhere():
