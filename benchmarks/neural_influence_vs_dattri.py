@@ -227,13 +227,13 @@ def run_openattrib_lm(workdir: Path, method: str, data: dict) -> np.ndarray:
     model = _lm(workdir, "model0.pt")
     options = {"memory_budget": "1GB", "progress": False}
     if method == "trak":
-        models = [_lm(workdir, f"model{m}.pt") for m in range(N_MODELS)]
+        ensemble = [workdir / f"model{m}.pt" for m in range(N_MODELS)]  # as dattri: one model
         n_layers = len(GradientEngine(model).layers)
         total = sum(p.numel() for p in model.parameters() if p.requires_grad)
         # about LM_TRAK_DIM features per model, as dattri's dense projection (none if fewer)
         dim = None if total <= LM_TRAK_DIM else max(1, LM_TRAK_DIM // n_layers)
         result = oa.influence(
-            model, train, test, method="trak", models=models, projection_dim=dim, **options
+            model, train, test, method="trak", checkpoints=ensemble, projection_dim=dim, **options
         )
     elif method == "tracin":
         ckpts = [workdir / f"ckpt{c}.pt" for c in range(N_CHECKPOINTS)]
@@ -432,6 +432,9 @@ def worker(workdir: Path, library: str, method: str) -> None:
     torch.set_num_threads(1)
     data = dict(np.load(workdir / "data.npz"))
     lm = (workdir / "config.json").is_file()
+    if lm:  # both libraries build the same transformers/peft models: import untimed
+        import peft  # noqa: F401
+        from transformers import LlamaConfig, LlamaForCausalLM  # noqa: F401
     if library == "openattrib":  # import outside the timed region
         import openattrib  # noqa: F401
         import openattrib.influence.neural  # noqa: F401
