@@ -188,67 +188,30 @@ def _load(workdir: Path, name: str):
 
 def run_openattrib(workdir: Path, method: str, data: dict) -> np.ndarray:
     import openattrib as oa
-
-    train = oa.Dataset(data["X_train"], data["y_train"])
-    test = oa.Dataset(data["X_test"], data["y_test"])
-    model = _load(workdir, "model0.pt")
-    if method == "trak":
-        models = [_load(workdir, f"model{m}.pt") for m in range(N_MODELS)]
-        result = oa.influence(
-            model,
-            train,
-            test,
-            method="trak",
-            models=models,
-            projection_dim=TRAK_DIM_PER_LAYER,
-            progress=False,
-        )
-    elif method == "tracin":
-        ckpts = [workdir / f"ckpt{c}.pt" for c in range(N_CHECKPOINTS)]
-        result = oa.influence(
-            model,
-            train,
-            test,
-            method="tracin",
-            checkpoints=ckpts,
-            learning_rates=0.01,
-            progress=False,
-        )
-    else:
-        result = oa.influence(model, train, test, method=method, progress=False)
-    return result.to_array()
-
-
-def run_openattrib_lm(workdir: Path, method: str, data: dict) -> np.ndarray:
-    import openattrib as oa
     from openattrib.influence.torch_models import GradientEngine
 
-    train, test = data["train"], data["test"]
-    model = _lm(workdir, "model0.pt")
-    options = {"memory_budget": "1GB", "progress": False}
-    if method == "trak":
-        ensemble = [workdir / f"model{m}.pt" for m in range(N_MODELS)]  # as dattri: one model
+    options = {"progress": False}
+    if (workdir / "config.json").is_file():  # the transformer settings
+        train, test = data["train"], data["test"]
+        model = _lm(workdir, "model0.pt")
+        options["memory_budget"] = "1GB"
+        lr = json.loads((workdir / "config.json").read_text())["lr"]
         n_layers = len(GradientEngine(model).layers)
         total = sum(p.numel() for p in model.parameters() if p.requires_grad)
         # about LM_TRAK_DIM features per model, as dattri's dense projection (none if fewer)
-        dim = None if total <= LM_TRAK_DIM else max(1, LM_TRAK_DIM // n_layers)
-        result = oa.influence(
-            model, train, test, method="trak", checkpoints=ensemble, projection_dim=dim, **options
-        )
-    elif method == "tracin":
-        ckpts = [workdir / f"ckpt{c}.pt" for c in range(N_CHECKPOINTS)]
-        result = oa.influence(
-            model,
-            train,
-            test,
-            method="tracin",
-            checkpoints=ckpts,
-            learning_rates=json.loads((workdir / "config.json").read_text())["lr"],
-            **options,
-        )
+        trak_dim = None if total <= LM_TRAK_DIM else max(1, LM_TRAK_DIM // n_layers)
     else:
-        result = oa.influence(model, train, test, method=method, **options)
-    return result.to_array()
+        train = oa.Dataset(data["X_train"], data["y_train"])
+        test = oa.Dataset(data["X_test"], data["y_test"])
+        model = _load(workdir, "model0.pt")
+        lr, trak_dim = 0.01, TRAK_DIM_PER_LAYER
+    if method == "trak":  # the ensemble as checkpoint files on one model, as for dattri
+        options.update(checkpoints=[workdir / f"model{m}.pt" for m in range(N_MODELS)])
+        options.update(projection_dim=trak_dim)
+    elif method == "tracin":
+        options.update(checkpoints=[workdir / f"ckpt{c}.pt" for c in range(N_CHECKPOINTS)])
+        options.update(learning_rates=lr)
+    return oa.influence(model, train, test, method=method, **options).to_array()
 
 
 def run_dattri_lm(workdir: Path, method: str, data: dict) -> np.ndarray:
@@ -447,7 +410,7 @@ def worker(workdir: Path, library: str, method: str) -> None:
             _RIDGE["value"] = _matched_ridge(workdir, data, lm)
     start, cpu_start = time.perf_counter(), time.process_time()
     if library == "openattrib":
-        run = run_openattrib_lm if lm else run_openattrib
+        run = run_openattrib
     else:
         run = run_dattri_lm if lm else run_dattri
     scores = run(workdir, method, data)
