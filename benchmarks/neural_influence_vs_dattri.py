@@ -19,7 +19,7 @@ dattri is installed in a separate benchmark environment, never in the project's 
 
     python3.11 -m venv /tmp/bench-dattri
     /tmp/bench-dattri/bin/pip install torch==2.13.0 dattri==0.3.0
-    /tmp/bench-dattri/bin/pip install -e .          # openattrib, for the same process
+    /tmp/bench-dattri/bin/pip install -e '.[llm]'   # openattrib (+ transformers, peft) in-process
     nice -n 10 /tmp/bench-dattri/bin/python benchmarks/neural_influence_vs_dattri.py
 
 Conventions: both libraries score ``positive = the training point helps`` (dattri's
