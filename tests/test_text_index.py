@@ -256,3 +256,59 @@ def test_transformers_tokenizer_object_is_accepted(tmp_path, word_tokenizer):
         corpus, tmp_path / "j", tokenizer=tmp_path / "tok.json", progress=False
     )
     assert from_file.count("w256 w2") == 1 and from_file.dtype == np.dtype("<u2")
+
+
+@pytest.fixture(scope="module")
+def bpe_tokenizer():
+    """A byte-level BPE (GPT-2 pre-tokenizer) trained here on a little mixed text."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=400, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+    )
+    lines = [
+        "def f(x):\n    return x + 1\n",
+        "the cat's hat\t is  here.\n\n",
+        "naïve 12 345 'quoted'",
+    ]
+    tok.train_from_iterator(lines * 20, trainer=trainer)
+    return tok
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(text=st.text(alphabet=" \t\n\rab'.:1é\u00a0\u2028x", min_size=1, max_size=120))
+def test_long_texts_encoded_in_pieces_give_the_ids_of_the_whole(bpe_tokenizer, text):
+    """Oracle: the tokenizer's own encoding of the whole text, against encode_many cutting
+    it into pieces of a few characters and batches of a few pieces."""
+    from openattrib.text import tokenize
+
+    ours = tokenize.HFTokenizer(bpe_tokenizer)
+    assert ours.splits_exactly
+    whole = bpe_tokenizer.encode(text, add_special_tokens=False).ids
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(tokenize, "_PIECE_CHARS", 2)
+        patch.setattr(tokenize, "_BATCH_CHARS", 5)
+        assert len(tokenize._pieces(text)) >= 1
+        got = ours.encode_many([text, "x y", text])
+    assert got[0].tolist() == whole and got[2].tolist() == whole
+    assert got[1].tolist() == bpe_tokenizer.encode("x y", add_special_tokens=False).ids
+
+
+def test_tokenizers_that_see_across_cuts_encode_whole_texts(word_tokenizer, bpe_tokenizer):
+    from tokenizers import normalizers
+
+    from openattrib.text.tokenize import HFTokenizer
+
+    assert not HFTokenizer(word_tokenizer).splits_exactly  # WhitespaceSplit, not ByteLevel
+    with_normalizer = copy_tokenizer(bpe_tokenizer)
+    with_normalizer.normalizer = normalizers.Lowercase()
+    assert not HFTokenizer(with_normalizer).splits_exactly
+
+
+def copy_tokenizer(tok):
+    from tokenizers import Tokenizer
+
+    return Tokenizer.from_str(tok.to_str())

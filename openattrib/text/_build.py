@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from .._io import atomic_write_bytes, canonical_json
-from ._shard import file_digest, shard_files, write_suffix_table
+from ._shard import HashingWriter, file_digest, write_suffix_table
 from .corpus import Corpus
 
 __all__ = ["build_into", "DOCUMENTS", "TOKEN_COUNTS"]
@@ -21,7 +21,7 @@ __all__ = ["build_into", "DOCUMENTS", "TOKEN_COUNTS"]
 DOCUMENTS = "documents.json"
 TOKEN_COUNTS = "token_counts.npy"
 _CHUNK_DOCUMENTS = 1024
-_CHUNK_BYTES = 1 << 20  # tokenizer outputs hold ~100 bytes per token: keep chunks small
+_CHUNK_BYTES = 1 << 20  # texts read at once (tokenizers bound their own batches)
 
 
 def _shard_plan(corpus: Corpus, shards: int | None, budget: int, width: int) -> list[int]:
@@ -64,7 +64,7 @@ def build_into(
 
     dtype = tok.dtype.newbyteorder("<")
     width = dtype.itemsize
-    separator = np.array([np.iinfo(dtype).max], dtype=dtype).tobytes()
+    separator = np.iinfo(dtype).max  # no token uses it (see tokenize.token_dtype)
     starts = _shard_plan(corpus, shards, budget, width)
     ends = starts[1:] + [len(corpus)]
     tok.save(tmp)
@@ -72,28 +72,38 @@ def build_into(
     contributors = corpus.contributors
     code = {name: i for i, name in enumerate(contributors)}
     shard_info = []
+    files: dict[str, dict[str, Any]] = {}
     bar = tqdm(total=len(corpus), disable=not progress, desc="indexing documents")
     for number, (begin, end) in enumerate(zip(starts, ends, strict=True)):
         tokenized = tmp / f"tokenized.{number}"
-        offsets = []
+        offsets = np.zeros(end - begin, dtype="<u8")
         position = 0
-        with open(tokenized, "wb") as out:
+        with HashingWriter(tokenized) as out:
             for chunk, stop in _chunks(corpus.text_sizes, begin, end):
-                docs = corpus[chunk:stop]
-                encoded = tok.encode_many([doc.text for doc in docs])
-                pieces = []
-                for ids in encoded:
-                    offsets.append(position)
-                    pieces.append(separator)
-                    pieces.append(ids.astype(dtype, copy=False).tobytes())
-                    position += width * (1 + len(ids))
-                out.write(b"".join(pieces))
-                if encoded:
-                    joined = np.concatenate(encoded)
-                    counts += np.bincount(joined, minlength=tok.vocab_size)[: tok.vocab_size]
-                bar.update(len(docs))
-        np.asarray(offsets, dtype="<u8").tofile(tmp / f"offset.{number}")
-        ptr_size = write_suffix_table(tokenized, tmp / f"table.{number}", width)
+                encoded = tok.encode_many([doc.text for doc in corpus[chunk:stop]])
+                lengths = np.fromiter((len(ids) for ids in encoded), np.int64, len(encoded))
+                # one buffer per chunk: SEP + tokens for each document, written in one call
+                heads = np.cumsum(lengths + 1) - (lengths + 1)
+                buffer = np.empty(int(lengths.sum()) + len(encoded), dtype=dtype)
+                buffer[heads] = separator
+                for head, ids in zip(heads.tolist(), encoded, strict=True):
+                    buffer[head + 1 : head + 1 + len(ids)] = ids
+                del encoded
+                offsets[chunk - begin : stop - begin] = position + width * heads
+                position += width * len(buffer)
+                out.write(buffer)
+                buffer[heads] = 0  # count tokens, not separators (up to 2**32 - 1)
+                counts += np.bincount(buffer, minlength=tok.vocab_size)
+                counts[0] -= len(heads)
+                bar.update(stop - chunk)
+        files[tokenized.name] = out.record
+        with HashingWriter(tmp / f"offset.{number}") as out:
+            out.write(offsets)
+        files[f"offset.{number}"] = out.record
+        del offsets
+        ptr_size, files[f"table.{number}"] = write_suffix_table(
+            tokenized, tmp / f"table.{number}", width
+        )
         shard_info.append(
             {
                 "doc_start": begin,
@@ -111,13 +121,11 @@ def build_into(
         "doc_hashes": corpus.doc_hashes,
     }
     atomic_write_bytes(tmp / DOCUMENTS, canonical_json(documents))
-    names = [DOCUMENTS, TOKEN_COUNTS] + [f for n in range(len(starts)) for f in shard_files(n)]
+    names = [DOCUMENTS, TOKEN_COUNTS]
     if (tmp / "tokenizer.json").exists():
         names.append("tokenizer.json")
-    files = {
-        name: {"size": (tmp / name).stat().st_size, "sha256": file_digest(tmp / name)}
-        for name in names
-    }
+    for name in names:
+        files[name] = {"size": (tmp / name).stat().st_size, "sha256": file_digest(tmp / name)}
     from importlib.metadata import version
 
     return {
