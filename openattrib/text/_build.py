@@ -7,6 +7,9 @@ shard holds its bytes plus a 4-byte suffix-array entry per byte (libdivsufsort, 
 
 from __future__ import annotations
 
+import ctypes
+import gc
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +48,25 @@ def _shard_plan(corpus: Corpus, shards: int | None, budget: int, width: int) -> 
     return starts
 
 
+def _progress_bar(total: int, progress: bool) -> Any:
+    if not progress:
+        return None  # tqdm not even imported
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc="tokenising documents")
+
+
+def _return_freed_memory() -> None:
+    """Give memory freed by the tokenizer back to the system (glibc keeps it otherwise,
+    and it would add to the peak of the suffix sort that follows)."""
+    gc.collect()
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL(None).malloc_trim(0)
+        except (OSError, AttributeError):  # not glibc (e.g. musl): nothing to do
+            pass
+
+
 def _chunks(sizes: list[int], begin: int, end: int) -> list[tuple[int, int]]:
     """Runs of documents of at most ``_CHUNK_BYTES`` of text (or one document) each."""
     out, start, used = [], begin, 0
@@ -60,8 +82,12 @@ def _chunks(sizes: list[int], begin: int, end: int) -> list[tuple[int, int]]:
 def build_into(
     tmp: Path, corpus: Corpus, tok: Any, shards: int | None, budget: int, progress: bool
 ) -> dict[str, Any]:
-    from tqdm.auto import tqdm
+    """Write every index file but the manifest into ``tmp``; returns the manifest.
 
+    Two passes, so the tokenizer's working memory and the suffix sort never overlap:
+    tokenise every shard to its files (a chunk of documents at a time), hand the freed
+    memory back to the system, then sort the shards one at a time.
+    """
     dtype = tok.dtype.newbyteorder("<")
     width = dtype.itemsize
     separator = np.iinfo(dtype).max  # no token uses it (see tokenize.token_dtype)
@@ -73,7 +99,7 @@ def build_into(
     code = {name: i for i, name in enumerate(contributors)}
     shard_info = []
     files: dict[str, dict[str, Any]] = {}
-    bar = tqdm(total=len(corpus), disable=not progress, desc="indexing documents")
+    bar = _progress_bar(len(corpus), progress)
     for number, (begin, end) in enumerate(zip(starts, ends, strict=True)):
         tokenized = tmp / f"tokenized.{number}"
         offsets = np.zeros(end - begin, dtype="<u8")
@@ -95,24 +121,21 @@ def build_into(
                 buffer[heads] = 0  # count tokens, not separators (up to 2**32 - 1)
                 counts += np.bincount(buffer, minlength=tok.vocab_size)
                 counts[0] -= len(heads)
-                bar.update(stop - chunk)
+                if bar is not None:
+                    bar.update(stop - chunk)
         files[tokenized.name] = out.record
         with HashingWriter(tmp / f"offset.{number}") as out:
             out.write(offsets)
         files[f"offset.{number}"] = out.record
-        del offsets
-        ptr_size, files[f"table.{number}"] = write_suffix_table(
-            tokenized, tmp / f"table.{number}", width
+        shard_info.append({"doc_start": begin, "n_documents": end - begin, "n_bytes": position})
+    if bar is not None:
+        bar.close()
+    del offsets
+    _return_freed_memory()
+    for number, info in enumerate(shard_info):
+        info["ptr_size"], files[f"table.{number}"] = write_suffix_table(
+            tmp / f"tokenized.{number}", tmp / f"table.{number}", width
         )
-        shard_info.append(
-            {
-                "doc_start": begin,
-                "n_documents": end - begin,
-                "n_bytes": position,
-                "ptr_size": ptr_size,
-            }
-        )
-    bar.close()
     np.save(tmp / TOKEN_COUNTS, counts.astype("<u8"))
     documents = {
         "contributors": contributors,

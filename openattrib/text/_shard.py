@@ -30,7 +30,7 @@ import numpy as np
 
 __all__ = ["HashingWriter", "Shard", "write_suffix_table", "pointer_size"]
 
-_CHUNK = 1 << 20
+_CHUNK = 1 << 18
 
 
 def pointer_size(n_bytes: int) -> int:
@@ -178,7 +178,10 @@ class HashingWriter:
         self.size = 0
 
     def write(self, data: Any) -> None:
-        view = memoryview(data).cast("B")
+        view = memoryview(data)
+        if not view.nbytes:
+            return
+        view = view.cast("B")
         self._digest.update(view)
         self._handle.write(view)
         self.size += len(view)
