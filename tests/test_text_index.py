@@ -312,3 +312,32 @@ def copy_tokenizer(tok):
     from tokenizers import Tokenizer
 
     return Tokenizer.from_str(tok.to_str())
+
+
+@pytest.mark.slow
+def test_shards_queried_on_a_dask_cluster_answer_like_one_shard(tmp_path):
+    """Four shards searched by the processes of a real (loopback) Dask cluster give the
+    spans, counts and documents of a one-shard index of the same corpus."""
+    distributed = pytest.importorskip("dask.distributed")
+    rng = np.random.default_rng(2)
+    texts = ["".join(rng.choice(list("abc "), size=int(rng.integers(20, 60)))) for _ in range(40)]
+    corpus = Corpus.from_records(
+        {"text": t, "contributor": f"c{i % 3}"} for i, t in enumerate(texts)
+    )
+    one = SpanIndex.build(corpus, tmp_path / "one", shards=1, progress=False)
+    many = SpanIndex.build(corpus, tmp_path / "many", shards=4, progress=False)
+    queries = [texts[3][5:40] + "ccc" + texts[7][:20], texts[11] + texts[12][:9], "abcabc a"]
+    with (
+        distributed.LocalCluster(
+            n_workers=2,
+            threads_per_worker=1,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address=None,
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
+        on_cluster = [ours(many.attribute(q, min_len=2, client=client)) for q in queries]
+        assert client.run(lambda: 1)  # the workers were up for the queries
+    assert on_cluster == [ours(one.attribute(q, min_len=2)) for q in queries]
+    assert any(len(spans) > 1 for spans in on_cluster)
