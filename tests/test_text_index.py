@@ -222,6 +222,22 @@ def test_shards_by_memory_budget_answer_like_one_shard(tmp_path):
     one = SpanIndex.build(corpus, tmp_path / "one", progress=False)
     many = SpanIndex.build(corpus, tmp_path / "many", memory_budget=1000, progress=False)
     assert len(one.shards) == 1 and len(many.shards) > 3
+    sizes = [len(t.encode()) + 1 for t in texts]  # SEP + bytes per document
+    for info in many.manifest["shards"]:  # cut at 1000 / 5 bytes of tokens, greedily
+        begin, n = info["doc_start"], info["n_documents"]
+        assert info["n_bytes"] == sum(sizes[begin : begin + n]) <= 200
+        assert begin + n == len(texts) or info["n_bytes"] + sizes[begin + n] > 200
+    streamed = tmp_path / "corpus.jsonl"
+    streamed.write_text("".join(json.dumps({"text": t, "contributor": "c"}) + "\n" for t in texts))
+    from_file = SpanIndex.build(  # tokenised in a process of its own
+        Corpus.from_jsonl(streamed), tmp_path / "file", memory_budget=1000, progress=False
+    )
+    assert from_file.manifest["shards"] == many.manifest["shards"]
+    for name in ("table", "tokenized", "offset"):
+        for number in range(len(many.shards)):
+            assert (tmp_path / "file" / f"{name}.{number}").read_bytes() == (
+                tmp_path / "many" / f"{name}.{number}"
+            ).read_bytes()
     for q in ["ab", "a c", "cab ", "bbb"]:
         assert one.count(q) == many.count(q)
         assert ours(one.attribute(q + "cab", min_len=1)) == ours(

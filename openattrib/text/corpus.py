@@ -278,6 +278,11 @@ class Corpus(Sequence[Document]):
         return self._source.read(range(len(self)), self._catalogue)
 
     @property
+    def streamed(self) -> bool:
+        """Whether the texts are read from their file when needed, not kept in memory."""
+        return self._documents is None
+
+    @property
     def doc_ids(self) -> list[str]:
         """The document ids, in corpus order."""
         return self._catalogue.doc_ids
