@@ -357,3 +357,23 @@ def test_shards_queried_on_a_dask_cluster_answer_like_one_shard(tmp_path):
         assert client.run(lambda: 1)  # the workers were up for the queries
     assert on_cluster == [ours(one.attribute(q, min_len=2)) for q in queries]
     assert any(len(spans) > 1 for spans in on_cluster)
+
+
+def test_streamed_corpus_with_a_huggingface_tokenizer_builds_like_one_in_memory(
+    tmp_path, bpe_tokenizer
+):
+    """The streamed build tokenises in another process from the tokenizer's JSON (the
+    caller's copy released); its files equal those of the in-process build."""
+    texts = ["def f(x):\n    return x + 1\n" * 3, "the cat's hat is here.", "naïve 12 345"]
+    path = tmp_path / "corpus.jsonl"
+    path.write_text("".join(json.dumps({"text": t, "contributor": "c"}) + "\n" for t in texts))
+    bpe_tokenizer.save(str(tmp_path / "tokenizer.json"))
+    streamed = SpanIndex.build(
+        Corpus.from_jsonl(path), tmp_path / "a", tokenizer=str(tmp_path / "tokenizer.json")
+    )
+    in_memory = SpanIndex.build(
+        Corpus.from_jsonl(path, in_memory=True), tmp_path / "b", tokenizer=bpe_tokenizer
+    )
+    assert streamed.manifest["files"] == in_memory.manifest["files"]
+    ids = bpe_tokenizer.encode(texts[0], add_special_tokens=False).ids
+    assert streamed.count(ids) == 1 and streamed.document_tokens(0).tolist() == ids

@@ -172,10 +172,12 @@ def build_into(
     if corpus.streamed:
         from ..parallel import run_isolated
 
+        if hasattr(tok, "release"):  # the child rebuilds it; this process no longer needs it
+            tok.release()
         shard_info, files, counts = run_isolated(tokenise_into, *arguments)
     else:
         shard_info, files, counts = tokenise_into(*arguments)
-        _return_freed_memory()
+    _return_freed_memory()
     for number, info in enumerate(shard_info):
         info["ptr_size"], files[f"table.{number}"] = write_suffix_table(
             tmp / f"tokenized.{number}", tmp / f"table.{number}", width

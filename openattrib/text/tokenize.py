@@ -74,14 +74,35 @@ class ByteTokenizer:
 
 
 class HFTokenizer:
-    """A HuggingFace ``tokenizers.Tokenizer`` (no special tokens added when encoding)."""
+    """A HuggingFace ``tokenizers.Tokenizer`` (no special tokens added when encoding).
+
+    It is kept as its JSON; the in-memory tokenizer (~20 MB for a 16k vocabulary) can be
+    dropped with :meth:`release` and is rebuilt from the JSON when next used, and it is
+    not pickled (a worker process rebuilds it).
+    """
 
     def __init__(self, tokenizer: Any) -> None:
-        self._tokenizer = tokenizer
+        self._tokenizer: Any = tokenizer
         self._json = tokenizer.to_str()
         self.vocab_size = int(tokenizer.get_vocab_size(with_added_tokens=True))
         self.dtype = token_dtype(self.vocab_size)
         self.splits_exactly = _splits_exactly(json.loads(self._json))
+
+    @property
+    def backend(self) -> Any:
+        """The ``tokenizers.Tokenizer`` (rebuilt from the JSON after :meth:`release`)."""
+        if self._tokenizer is None:
+            from tokenizers import Tokenizer
+
+            self._tokenizer = Tokenizer.from_str(self._json)
+        return self._tokenizer
+
+    def release(self) -> None:
+        """Drop the in-memory tokenizer (this object's reference to it)."""
+        self._tokenizer = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_tokenizer": None}
 
     @classmethod
     def from_file(cls, path: str | os.PathLike) -> HFTokenizer:
@@ -99,7 +120,7 @@ class HFTokenizer:
             ) from None
 
     def encode(self, text: str) -> np.ndarray:
-        ids = self._tokenizer.encode(text, add_special_tokens=False).ids
+        ids = self.backend.encode(text, add_special_tokens=False).ids
         return np.asarray(ids, dtype=self.dtype)
 
     def encode_many(self, texts: list[str]) -> list[np.ndarray]:
@@ -107,7 +128,7 @@ class HFTokenizer:
         (long texts in exact pieces, see ``_splits_exactly``), so the tokenizer's working
         memory stays bounded whatever the texts' sizes."""
         # encode_batch_fast (tokenizers >= 0.20) skips character offsets: same ids, less memory
-        encode = getattr(self._tokenizer, "encode_batch_fast", self._tokenizer.encode_batch)
+        encode = getattr(self.backend, "encode_batch_fast", self.backend.encode_batch)
         out: list[list[np.ndarray]] = [[] for _ in texts]
         batch: list[str] = []
         owners: list[int] = []
@@ -132,14 +153,14 @@ class HFTokenizer:
         return [parts[0] if len(parts) == 1 else np.concatenate(parts) for parts in out]
 
     def decode(self, ids: Any) -> str:
-        return self._tokenizer.decode([int(i) for i in ids], skip_special_tokens=False)
+        return self.backend.decode([int(i) for i in ids], skip_special_tokens=False)
 
     def pieces(self, ids: Any) -> list[bytes]:
         """UTF-8 of each token's text, via the offsets of decoding (for highlighting)."""
         ids = [int(i) for i in ids]
         out, previous = [], ""
         for k in range(len(ids)):
-            current = self._tokenizer.decode(ids[: k + 1], skip_special_tokens=False)
+            current = self.backend.decode(ids[: k + 1], skip_special_tokens=False)
             out.append(current[len(previous) :].encode("utf-8"))
             previous = current
         return out
