@@ -1,4 +1,4 @@
-"""openattrib.text.SpanIndex against infini-gram 2.6.0 on the same >= 100 MB corpus and tokens.
+"""openattrib.text.SpanIndex against infini-gram 2.6.0 on the same >= 100 MB corpus.
 
 Corpus: the ``.py``, ``.txt`` and ``.rst`` files of the Python standard library and of the
 packages installed in this interpreter's environment (read from disk, nothing downloaded;
@@ -6,23 +6,32 @@ each file is one document, its top-level folder the contributor; PSF and various
 licences; the files are read, not redistributed). Files are taken in sorted order until
 ``--size-mb`` of text is collected; no text is repeated.
 
-Tokens: a byte-level BPE tokenizer (HuggingFace ``tokenizers``, vocabulary 16,000, so
-2-byte token ids) trained here on the corpus, so both indexes hold exactly the same ``u16``
-token ids. infini-gram's indexer only tokenises with downloadable tokenizers, so its
-suffix-array step (``python -m infini_gram.indexing``, Rust ``make-part/merge/concat``,
-``--cpus 1``) runs on the token files openattrib wrote (its shards concatenated into one);
-its build time is that step only, while openattrib's includes reading and checking the
-JSONL corpus, tokenising, sorting and hashing the files.
+Two tokenisers, each compared build against build on the same JSONL file:
 
-Each build runs in its own process under ``/usr/bin/time -v`` (peak RSS). Queries run in
-this process, single-threaded where the libraries allow it (infini-gram's engine starts two
-threads per shard search; it cannot be told not to): ``count`` of the first 20 tokens and
-``attribute`` (min_len 8, max_count 1000) of 1,000 outputs of 200 tokens, windows of corpus
-documents with 5% of their tokens replaced at random. Answers are compared too.
+- **bytes** (UTF-8 bytes, ``u8``): infini-gram's indexer tokenises itself
+  (``python -m infini_gram.indexing --token_dtype u8`` without ``--tokenizer``), so both
+  whole builds read the JSONL, tokenise, sort and write.
+- **BPE** (a byte-level BPE, vocabulary 16,000, ``u16``, trained here with HuggingFace
+  ``tokenizers``): infini-gram's indexer only accepts ``--tokenizer gpt2|llama|olmo``, which
+  it loads with ``transformers.AutoTokenizer.from_pretrained`` from the Hugging Face Hub
+  (a download, impossible offline). Its whole build is therefore run with that one call
+  redirected to ``PreTrainedTokenizerFast(tokenizer_file=<the local tokenizer.json>)`` (the
+  rest of its code unchanged: it tokenises each document with ``tokenizer.encode``; for
+  ``gpt2`` it would use the slower Python tokenizer, so the redirect favours it). Its
+  suffix-array step alone (Rust ``make-part/merge/concat``) is also timed on the token
+  file openattrib wrote, next to openattrib's sort of the same file.
+
+Both sides single-threaded (``--cpus 1``, ``RAYON_NUM_THREADS=1``,
+``TOKENIZERS_PARALLELISM=false``); each build runs in its own process under
+``/usr/bin/time -v`` (wall, CPU, peak RSS). Queries run in this process (infini-gram's
+engine starts two threads per shard search; it cannot be told not to): ``count`` of the
+first 20 tokens and ``attribute`` (min_len 8, max_count 1000) of ``--queries`` outputs of
+200 tokens, windows of corpus documents with 5% of their tokens replaced at random.
+Answers are compared too.
 
 Run::
 
-    nice -n 10 python benchmarks/text_index_vs_infinigram.py --size-mb 100 --workdir /tmp/textbench
+    flock /work/bench.lock nice -n 5 /usr/bin/time -v python benchmarks/text_index_vs_infinigram.py --size-mb 100 --workdir /tmp/textbench
 """
 
 from __future__ import annotations
@@ -43,6 +52,18 @@ for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "RAYO
 os.environ["TOKENIZERS_PARALLELISM"] = "false"
 
 import numpy as np  # noqa: E402
+
+# infini-gram's indexer with its Hub tokenizer loader pointed at a local tokenizer.json
+_LOCAL_TOKENIZER_DRIVER = """
+import sys
+import transformers
+local = sys.argv.pop(1)
+transformers.AutoTokenizer.from_pretrained = (
+    lambda *a, **k: transformers.PreTrainedTokenizerFast(tokenizer_file=local)
+)
+from infini_gram import indexing
+indexing.main()
+"""
 
 
 def assemble(out: Path, size_mb: float) -> int:
@@ -88,15 +109,19 @@ def train_tokenizer(corpus: Path, out: Path) -> None:
     tok.save(str(out))
 
 
-def timed(cmd: list[str], cwd: Path | None = None) -> tuple[float, int]:
-    """Wall time and peak RSS (bytes) of a command under /usr/bin/time -v."""
+def timed(cmd: list[str]) -> dict[str, float]:
+    """Wall and CPU seconds and peak RSS (bytes) of a command under /usr/bin/time -v."""
     start = time.perf_counter()
-    run = subprocess.run(["/usr/bin/time", "-v", *cmd], capture_output=True, text=True, cwd=cwd)
+    run = subprocess.run(["/usr/bin/time", "-v", *cmd], capture_output=True, text=True)
     wall = time.perf_counter() - start
     if run.returncode:
         sys.exit(f"command failed: {' '.join(cmd)}\n{run.stdout[-2000:]}\n{run.stderr[-4000:]}")
-    peak_kb = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", run.stderr).group(1))
-    return wall, peak_kb * 1024
+
+    def field(name: str) -> float:
+        return float(re.search(rf"{re.escape(name)}: ([\d.]+)", run.stderr).group(1))
+
+    cpu = field("User time (seconds)") + field("System time (seconds)")
+    return {"wall": wall, "cpu": cpu, "peak": field("Maximum resident set size (kbytes)") * 1024}
 
 
 def folder_bytes(path: Path, names: list[str] | None = None) -> int:
@@ -107,9 +132,164 @@ def folder_bytes(path: Path, names: list[str] | None = None) -> int:
     )
 
 
-def percentiles(seconds: list[float]) -> str:
-    ms = np.array(seconds) * 1e3
-    return f"p50 {np.percentile(ms, 50):8.3f} ms  p99 {np.percentile(ms, 99):8.3f} ms"
+def infinigram_build(
+    data_dir: Path, out: Path, dtype: str, tokenizer: Path | None, work: Path
+) -> dict[str, float]:
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    common = ["--data_dir", str(data_dir), "--save_dir", str(out), "--token_dtype", dtype,
+              "--cpus", "1", "--mem", "8", "--ulimit", str(min(hard, 65536))]  # fmt: skip
+    if tokenizer is None:
+        return timed([sys.executable, "-m", "infini_gram.indexing", *common])
+    driver = work / "infinigram_local_tokenizer.py"
+    driver.write_text(_LOCAL_TOKENIZER_DRIVER, encoding="utf-8")
+    return timed([sys.executable, str(driver), str(tokenizer), *common, "--tokenizer", "gpt2"])
+
+
+def our_build(corpus: Path, out: Path, tokenizer: str, budget: str) -> dict[str, float]:
+    code = (
+        "from openattrib.text import Corpus, SpanIndex; "
+        f"c = Corpus.from_jsonl({str(corpus)!r}, doc_id='id'); "
+        f"SpanIndex.build(c, {str(out)!r}, tokenizer={tokenizer!r}, "
+        f"memory_budget={budget!r}, progress=False)"
+    )
+    return timed([sys.executable, "-c", code])
+
+
+def sort_only(tokenized: Path, width: int, work: Path) -> tuple[dict[str, float], bytes]:
+    """openattrib's suffix-array step alone on a token file (returns the table too)."""
+    table = work / "sa_only.table"
+    code = (
+        "from pathlib import Path; from openattrib.text._shard import write_suffix_table; "
+        f"write_suffix_table(Path({str(tokenized)!r}), Path({str(table)!r}), {width})"
+    )
+    measured = timed([sys.executable, "-c", code])
+    data = table.read_bytes()
+    table.unlink()
+    return measured, data
+
+
+def queries(index, engine, n: int, length: int, vocab: tuple[int, int], seed: int = 0):
+    """Latencies (s) of count and attribute on both sides, and whether the answers agree."""
+    rng = np.random.default_rng(seed)
+    outputs = []
+    while len(outputs) < n:
+        doc = index.document_tokens(int(rng.integers(index.n_documents)))
+        if len(doc) < length:
+            continue
+        begin = int(rng.integers(len(doc) - length + 1))
+        window = doc[begin : begin + length].copy()
+        swap = rng.random(length) < 0.05
+        window[swap] = rng.integers(vocab[0], vocab[1], swap.sum())
+        outputs.append(window)
+    base = np.cumsum([0] + [s.size for s in index.shards])  # shard offsets in one joined file
+    times = {k: [] for k in ("count ours", "count theirs", "attribute ours", "attribute theirs")}
+    agree_count = agree_attribute = 0
+    for out in outputs:
+        ids = [int(t) for t in out]
+        start = time.perf_counter()
+        mine = index.count(out[:20])
+        times["count ours"].append(time.perf_counter() - start)
+        start = time.perf_counter()
+        theirs = engine.count(ids[:20])["count"]
+        times["count theirs"].append(time.perf_counter() - start)
+        agree_count += mine == theirs
+        start = time.perf_counter()
+        spans = index.attribute(out, min_len=8, max_count=1000)
+        times["attribute ours"].append(time.perf_counter() - start)
+        start = time.perf_counter()
+        response = engine.attribute(ids, [], 8, 1000, False)
+        times["attribute theirs"].append(time.perf_counter() - start)
+        mine = [
+            (s.start, s.end, s.count, sorted(int(base[o.shard]) + o.pointer for o in s.occurrences))
+            for s in spans
+        ]
+        theirs = [
+            (s["l"], s["r"], s["count"], sorted(d["ptr"] for d in s["docs"]))
+            for s in response["spans"]
+        ]
+        agree_attribute += mine == theirs
+    return times, agree_count, agree_attribute
+
+
+def compare(name: str, args: argparse.Namespace, work: Path, corpus: Path, tokenizer: Path | None):
+    from infini_gram.engine import InfiniGramEngine
+
+    from openattrib.text import SpanIndex
+
+    dtype, width = ("u8", 1) if tokenizer is None else ("u16", 2)
+    ours, theirs = work / f"openattrib_{name}", work / f"infinigram_{name}"
+    for folder in (ours, theirs):
+        subprocess.run(["rm", "-rf", str(folder)], check=True)
+    data_dir = work / "jsonl"  # infini-gram indexes every *.json* file under a folder
+    data_dir.mkdir(exist_ok=True)
+    if not (data_dir / corpus.name).exists():
+        (data_dir / corpus.name).symlink_to(corpus)
+
+    our = our_build(
+        corpus, ours, "bytes" if tokenizer is None else str(tokenizer), args.memory_budget
+    )
+    their = infinigram_build(data_dir, theirs, dtype, tokenizer, work)
+    index = SpanIndex.open(ours)
+    n_shards = len(index.shards)
+    # the suffix-array step alone, both sides, on the very token file infini-gram built
+    our_sort, table = sort_only(theirs / "tokenized.0", width, work)
+    sorted_dir = work / f"infinigram_{name}_sort_only"
+    subprocess.run(["rm", "-rf", str(sorted_dir)], check=True)
+    sorted_dir.mkdir()
+    for f in ("tokenized.0", "offset.0"):
+        os.link(theirs / f, sorted_dir / f)
+    empty = work / "empty_data"
+    empty.mkdir(exist_ok=True)
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    their_sort = timed(
+        [sys.executable, "-m", "infini_gram.indexing", "--data_dir", str(empty), "--save_dir",
+         str(sorted_dir), "--token_dtype", dtype, "--cpus", "1", "--mem", "8", "--ulimit",
+         str(min(hard, 65536))]
+    )  # fmt: skip
+    same_sort = table == (sorted_dir / "table.0").read_bytes()
+    subprocess.run(["rm", "-rf", str(sorted_dir)], check=True)
+    same_files = n_shards == 1 and all(
+        (ours / f).read_bytes() == (theirs / f).read_bytes()
+        for f in ("tokenized.0", "table.0", "offset.0")
+    )
+    engine = InfiniGramEngine(
+        index_dir=str(theirs),
+        eos_token_id=0,
+        vocab_size=255 if tokenizer is None else 65535,
+        token_dtype=dtype,
+    )
+    vocab = (32, 127) if tokenizer is None else (0, 16000)
+    times, agree_count, agree_attribute = queries(index, engine, args.queries, args.length, vocab)
+    n_tokens = index.n_tokens + index.n_documents  # infini-gram counts separators as tokens
+    our_bytes = folder_bytes(ours)
+    their_bytes = folder_bytes(theirs, ["tokenized.0", "table.0", "offset.0"])
+
+    print(f"\n=== {name}: {index.n_documents} documents, {index.n_tokens} tokens ({dtype}), "
+          f"{len(index.contributors)} contributors; openattrib {n_shards} shard(s) "
+          f"(memory_budget {args.memory_budget}), infini-gram 1 shard")  # fmt: skip
+    print(f"{'':34}{'openattrib':>14}{'infini-gram':>14}{'ratio':>9}")
+    rows = [
+        ("whole build, wall (s)", our["wall"], their["wall"]),
+        ("whole build, CPU (s)", our["cpu"], their["cpu"]),
+        ("suffix-array step alone, wall (s)", our_sort["wall"], their_sort["wall"]),
+        ("suffix-array step alone, CPU (s)", our_sort["cpu"], their_sort["cpu"]),
+        ("peak build RSS (MB)", our["peak"] / 1e6, their["peak"] / 1e6),
+        ("index size (MB)", our_bytes / 1e6, their_bytes / 1e6),
+        ("peak RSS / index size", our["peak"] / our_bytes, their["peak"] / their_bytes),
+        ("bytes per token", our_bytes / n_tokens, their_bytes / n_tokens),
+    ]
+    for what in ("count", "attribute"):
+        for q in (50, 99):
+            a = np.percentile(times[f"{what} ours"], q) * 1e3
+            b = np.percentile(times[f"{what} theirs"], q) * 1e3
+            rows.append((f"{what} p{q} (ms)", a, b))
+    for label, a, b in rows:
+        print(f"{label:34}{a:14.3f}{b:14.3f}{a / b:9.3f}")
+    print(f"token, suffix-array and offset files identical byte for byte: {same_files}")
+    print(f"suffix-array step alone gives infini-gram's table: {same_sort}")
+    print(
+        f"answers equal: count {agree_count}/{args.queries}, attribute {agree_attribute}/{args.queries}"
+    )
 
 
 def main() -> None:
@@ -119,11 +299,11 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=1000)
     parser.add_argument("--length", type=int, default=200)
     parser.add_argument("--memory-budget", default="1GB", help="openattrib's per-shard budget")
+    parser.add_argument("--tokenizers", default="bytes,bpe", help="which comparisons to run")
     args = parser.parse_args()
     work = args.workdir
     work.mkdir(parents=True, exist_ok=True)
     corpus, tokenizer = work / "corpus.jsonl", work / "tokenizer.json"
-    ours, theirs = work / "openattrib_index", work / "infinigram_index"
     if not corpus.exists():
         size = assemble(corpus, args.size_mb)
         print(f"corpus: {size / 1e6:.1f} MB of text -> {corpus}")
@@ -131,154 +311,10 @@ def main() -> None:
         start = time.perf_counter()
         train_tokenizer(corpus, tokenizer)
         print(f"tokenizer trained in {time.perf_counter() - start:.1f} s")
-    for folder in (ours, theirs):
-        if folder.exists():
-            subprocess.run(["rm", "-rf", str(folder)], check=True)
-
-    build = (
-        "from openattrib.text import Corpus, SpanIndex; "
-        f"c = Corpus.from_jsonl({str(corpus)!r}, doc_id='id'); "
-        f"SpanIndex.build(c, {str(ours)!r}, tokenizer={str(tokenizer)!r}, "
-        f"memory_budget={args.memory_budget!r}, progress=False)"
-    )
-    our_time, our_peak = timed([sys.executable, "-c", build])
-    _, baseline = timed([sys.executable, "-c", "import openattrib.text"])
-    theirs.mkdir()
-
-    n_shards = len(
-        list(ours.glob("tokenized.*"))
-    )  # infini-gram indexes the same tokens as one shard
-    with open(theirs / "tokenized.0", "wb") as joined, open(theirs / "offset.0", "wb") as offsets:
-        position = 0
-        for s in range(n_shards):
-            data = (ours / f"tokenized.{s}").read_bytes()
-            offs = np.fromfile(ours / f"offset.{s}", dtype="<u8") + position
-            joined.write(data)
-            offsets.write(offs.tobytes())
-            position += len(data)
-    empty = work / "empty_data"
-    empty.mkdir(exist_ok=True)
-    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
-    their_time, their_peak = timed(
-        [sys.executable, "-m", "infini_gram.indexing", "--data_dir", str(empty), "--save_dir",
-         str(theirs), "--token_dtype", "u16", "--cpus", "1", "--mem", "8", "--ulimit",
-         str(min(hard, 65536))]
-    )  # fmt: skip
-    # the suffix-array step alone, on the very file infini-gram sorted (same input, same output)
-    sort_only = (
-        "from pathlib import Path; from openattrib.text._shard import write_suffix_table; "
-        f"write_suffix_table(Path({str(theirs / 'tokenized.0')!r}), Path({str(work / 'sa_only.table')!r}), 2)"
-    )
-    sort_time, sort_peak = timed([sys.executable, "-c", sort_only])
-    sort_same = (work / "sa_only.table").read_bytes() == (theirs / "table.0").read_bytes()
-    (work / "sa_only.table").unlink()
-    same_table = (
-        n_shards == 1 and (ours / "table.0").read_bytes() == (theirs / "table.0").read_bytes()
-    )
-
-    from infini_gram.engine import InfiniGramEngine
-
-    from openattrib.text import SpanIndex
-
-    index = SpanIndex.open(ours)
-    engine = InfiniGramEngine(
-        index_dir=str(theirs), eos_token_id=0, vocab_size=65535, token_dtype="u16"
-    )
-    n_tokens = index.n_tokens + index.n_documents  # infini-gram counts separators as tokens
-    our_bytes = folder_bytes(ours)
-    their_bytes = folder_bytes(theirs, ["tokenized.0", "table.0", "offset.0"])
-    base = np.cumsum([0] + [s.size for s in index.shards])  # shard byte offsets in the joined file
-
-    rng = np.random.default_rng(0)
-    outputs = []
-    while len(outputs) < args.queries:
-        doc = index.document_tokens(int(rng.integers(index.n_documents)))
-        if len(doc) < args.length:
-            continue
-        begin = int(rng.integers(len(doc) - args.length + 1))
-        window = doc[begin : begin + args.length].copy()
-        swap = rng.random(args.length) < 0.05
-        window[swap] = rng.integers(0, 16000, swap.sum())
-        outputs.append(window)
-    counts_ours, counts_theirs, att_ours, att_theirs = [], [], [], []
-    t_count_ours, t_count_theirs, t_att_ours, t_att_theirs = [], [], [], []
-    for out in outputs:
-        head = out[:20]
-        ids = [int(t) for t in out]
-        start = time.perf_counter()
-        counts_ours.append(index.count(head))
-        t_count_ours.append(time.perf_counter() - start)
-        start = time.perf_counter()
-        counts_theirs.append(engine.count(ids[:20])["count"])
-        t_count_theirs.append(time.perf_counter() - start)
-        start = time.perf_counter()
-        spans = index.attribute(out, min_len=8, max_count=1000)
-        t_att_ours.append(time.perf_counter() - start)
-        start = time.perf_counter()
-        response = engine.attribute(ids, [], 8, 1000, False)
-        t_att_theirs.append(time.perf_counter() - start)
-        att_ours.append(
-            [
-                (
-                    s.start,
-                    s.end,
-                    s.count,
-                    sorted(int(base[o.shard]) + o.pointer for o in s.occurrences),
-                )
-                for s in spans
-            ]
-        )
-        att_theirs.append(
-            [
-                (s["l"], s["r"], s["count"], sorted(d["ptr"] for d in s["docs"]))
-                for s in response["spans"]
-            ]
-        )
-    agree_count = sum(a == b for a, b in zip(counts_ours, counts_theirs, strict=True))
-    agree_att = sum(a == b for a, b in zip(att_ours, att_theirs, strict=True))
-
-    print(
-        f"\ncorpus: {index.n_documents} documents, {index.n_tokens} tokens (u16), {len(index.contributors)} contributors"
-    )
-    print(
-        f"openattrib shards: {n_shards} (memory_budget {args.memory_budget}); infini-gram: 1 shard"
-    )
-    if n_shards == 1:
-        print(f"suffix tables identical byte for byte: {same_table}")
-    print(f"{'':24}{'openattrib':>16}{'infini-gram':>16}{'ratio':>10}")
-    rows = [
-        ("build time (s)", our_time, their_time),
-        ("peak build RSS (MB)", our_peak / 1e6, their_peak / 1e6),
-        ("index size (MB)", our_bytes / 1e6, their_bytes / 1e6),
-        ("bytes per token", our_bytes / n_tokens, their_bytes / n_tokens),
-    ]
-    for name, a, b in rows:
-        print(f"{name:24}{a:16.3f}{b:16.3f}{a / b:10.3f}")
-    print(
-        f"peak build RSS / finished index: openattrib {our_peak / our_bytes:.2f}, infini-gram {their_peak / their_bytes:.2f}"
-    )
-    print(
-        f"interpreter + `import openattrib.text` alone: {baseline / 1e6:.1f} MB; openattrib build "
-        f"above that: {(our_peak - baseline) / 1e6:.1f} MB = {(our_peak - baseline) / our_bytes:.2f} x the index"
-    )
-    print(
-        f"suffix-array step alone on infini-gram's input (libdivsufsort via pydivsufsort vs "
-        f"infini-gram's Rust indexer): {sort_time:.1f} s vs {their_time:.1f} s (ratio "
-        f"{sort_time / their_time:.3f}), peak RSS {sort_peak / 1e6:.1f} MB vs {their_peak / 1e6:.1f} MB "
-        f"(ratio {sort_peak / their_peak:.3f}); identical table: {sort_same}"
-    )
-    for name, a, b in [
-        ("count", t_count_ours, t_count_theirs),
-        ("attribute", t_att_ours, t_att_theirs),
-    ]:
-        print(f"{name:10} openattrib  {percentiles(a)}")
-        print(f"{name:10} infini-gram {percentiles(b)}")
-        print(
-            f"{name:10} ratio p50 {np.percentile(a, 50) / np.percentile(b, 50):.3f}  p99 {np.percentile(a, 99) / np.percentile(b, 99):.3f}"
-        )
-    print(
-        f"answers equal: count {agree_count}/{len(outputs)}, attribute {agree_att}/{len(outputs)}"
-    )
+    print(f"load average before: {os.getloadavg()}")
+    for name in args.tokenizers.split(","):
+        compare(name, args, work, corpus, None if name == "bytes" else tokenizer)
+    print(f"\nload average after: {os.getloadavg()}")
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ from typing import Any
 
 from .errors import OpenAttribError, ValidationError
 
-__all__ = ["Executor", "map_batches", "BACKENDS", "WorkerLostError"]
+__all__ = ["Executor", "map_batches", "run_isolated", "BACKENDS", "WorkerLostError"]
 
 log = logging.getLogger("openattrib")
 
@@ -326,3 +326,51 @@ def map_batches(
     """
     with Executor(n_jobs=n_jobs, backend=backend, client=client, scheduler=scheduler) as ex:
         return ex.map(fn, tasks, shared=shared)
+
+
+_ISOLATED_CHILD = """
+import pickle, sys
+with open(sys.argv[1], "rb") as handle:
+    fn, args = pickle.load(handle)
+try:
+    outcome = (True, fn(*args))
+except BaseException as exc:  # handed to the parent, which raises it
+    outcome = (False, exc)
+with open(sys.argv[1], "wb") as handle:
+    pickle.dump(outcome, handle, protocol=pickle.HIGHEST_PROTOCOL)
+"""
+
+
+def run_isolated(fn: Callable[..., Any], *args: Any) -> Any:
+    """``fn(*args)`` run in a fresh Python process; returns its result or raises its error.
+
+    For steps whose memory should all be handed back to the system when they end (the
+    process exits), such as tokenising a corpus before sorting it. ``fn`` must be a
+    module-level function and ``args`` and the result picklable. The child is a plain
+    ``python -c`` started with this interpreter and ``sys.path`` (no ``fork``, and the
+    caller's ``__main__`` is never re-imported); its standard streams are the caller's.
+    """
+    import os
+    import pickle
+    import subprocess
+    import sys
+    import tempfile
+
+    handle, name = tempfile.mkstemp(prefix="openattrib-isolated-", suffix=".pickle")
+    try:
+        with os.fdopen(handle, "wb") as out:
+            pickle.dump((fn, args), out, protocol=pickle.HIGHEST_PROTOCOL)
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+        done = subprocess.run([sys.executable, "-c", _ISOLATED_CHILD, name], env=env, check=False)
+        if done.returncode != 0:
+            raise WorkerLostError(
+                f"the process running {getattr(fn, '__name__', fn)!r} ended with code "
+                f"{done.returncode} (killed, e.g. out of memory?); nothing was kept"
+            )
+        with open(name, "rb") as result:
+            ok, value = pickle.load(result)
+    finally:
+        os.unlink(name)
+    if not ok:
+        raise value
+    return value

@@ -441,3 +441,62 @@ def test_using_a_closed_ledger_is_a_clear_error(tmp_path):
     with pytest.raises(oa.LedgerError, match="is closed"):
         led.checkpoint()
     led.close()  # closing twice is harmless
+
+
+def _tamper_batch(path, statement, params=()):
+    db = sqlite3.connect(path)
+    for trigger in db.execute(
+        "SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'batch_leaves'"
+    ).fetchall():
+        db.execute(f"DROP TRIGGER {trigger[0]}")
+    db.execute(statement, params)
+    db.commit()
+    db.close()
+
+
+@pytest.mark.parametrize(
+    ("statement", "params", "message"),
+    [
+        (
+            "UPDATE batch_leaves SET data = ? WHERE entry = 1 AND idx = 2",
+            (b"forged",),
+            "do not hash to its recorded root",
+        ),
+        ("DELETE FROM batch_leaves WHERE entry = 1 AND idx = 0", (), "leaves deleted or inserted"),
+        (
+            "INSERT INTO batch_leaves(entry, idx, data) VALUES (1, 5, ?)",
+            (b"extra",),
+            "leaves deleted or inserted",
+        ),
+        (
+            "INSERT INTO batch_leaves(entry, idx, data) VALUES (0, 0, ?)",
+            (b"x",),
+            "which is no batch",
+        ),
+        (
+            "UPDATE batch_leaves SET data = 'text' WHERE entry = 1 AND idx = 1",
+            (),
+            "not stored as bytes",
+        ),
+    ],
+)
+def test_verify_rechecks_stored_batch_leaves_against_their_root(
+    tmp_path, statement, params, message
+):
+    """Oracle: the batch root is recomputed independently (RFC 6962) from the leaves given."""
+    path = tmp_path / "l.sqlite"
+    leaves = [f"inference {i}".encode() for i in range(5)]
+    with ledger.Ledger(path) as led:
+        led.append_run(Run(0))
+        entry = led.append_batch(leaves)
+        led.append_run(Run(1))
+        assert entry.record["root"] == merkle.root(leaves).hex()
+        assert led.verify().ok
+    _tamper_batch(path, statement, params)
+    with ledger.Ledger(path) as led:
+        report = led.verify()
+    assert not report.ok
+    assert any(message in text for _, text in report.problems), report.problems
+    if "no batch" not in message:
+        assert report.first_bad_index == 1  # names the batch entry whose leaves changed
+        assert "batch entry 1" in report.summary()

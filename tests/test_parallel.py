@@ -193,3 +193,13 @@ def test_worker_that_keeps_dying_is_reported(tmp_path):
     game = _dying_game(str(tmp_path / "dies"), always=True)
     with pytest.raises(WorkerLostError, match="worker process died"):
         permutation_shapley(game, stop=stop.MaxSamples(16), seed=2, progress=False, n_jobs=2)
+
+
+def test_run_isolated_returns_the_result_and_raises_the_error_of_a_fresh_process():
+    from openattrib.parallel import run_isolated
+
+    child = run_isolated(os.getpid)
+    assert isinstance(child, int) and child != os.getpid()
+    assert run_isolated(divmod, 17, 5) == (3, 2)
+    with pytest.raises(ZeroDivisionError):
+        run_isolated(divmod, 1, 0)

@@ -222,6 +222,22 @@ def test_shards_by_memory_budget_answer_like_one_shard(tmp_path):
     one = SpanIndex.build(corpus, tmp_path / "one", progress=False)
     many = SpanIndex.build(corpus, tmp_path / "many", memory_budget=1000, progress=False)
     assert len(one.shards) == 1 and len(many.shards) > 3
+    sizes = [len(t.encode()) + 1 for t in texts]  # SEP + bytes per document
+    for info in many.manifest["shards"]:  # cut at 1000 / 5 bytes of tokens, greedily
+        begin, n = info["doc_start"], info["n_documents"]
+        assert info["n_bytes"] == sum(sizes[begin : begin + n]) <= 200
+        assert begin + n == len(texts) or info["n_bytes"] + sizes[begin + n] > 200
+    streamed = tmp_path / "corpus.jsonl"
+    streamed.write_text("".join(json.dumps({"text": t, "contributor": "c"}) + "\n" for t in texts))
+    from_file = SpanIndex.build(  # tokenised in a process of its own
+        Corpus.from_jsonl(streamed), tmp_path / "file", memory_budget=1000, progress=False
+    )
+    assert from_file.manifest["shards"] == many.manifest["shards"]
+    for name in ("table", "tokenized", "offset"):
+        for number in range(len(many.shards)):
+            assert (tmp_path / "file" / f"{name}.{number}").read_bytes() == (
+                tmp_path / "many" / f"{name}.{number}"
+            ).read_bytes()
     for q in ["ab", "a c", "cab ", "bbb"]:
         assert one.count(q) == many.count(q)
         assert ours(one.attribute(q + "cab", min_len=1)) == ours(
@@ -256,3 +272,108 @@ def test_transformers_tokenizer_object_is_accepted(tmp_path, word_tokenizer):
         corpus, tmp_path / "j", tokenizer=tmp_path / "tok.json", progress=False
     )
     assert from_file.count("w256 w2") == 1 and from_file.dtype == np.dtype("<u2")
+
+
+@pytest.fixture(scope="module")
+def bpe_tokenizer():
+    """A byte-level BPE (GPT-2 pre-tokenizer) trained here on a little mixed text."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=400, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+    )
+    lines = [
+        "def f(x):\n    return x + 1\n",
+        "the cat's hat\t is  here.\n\n",
+        "naïve 12 345 'quoted'",
+    ]
+    tok.train_from_iterator(lines * 20, trainer=trainer)
+    return tok
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(text=st.text(alphabet=" \t\n\rab'.:1é\u00a0\u2028x", min_size=1, max_size=120))
+def test_long_texts_encoded_in_pieces_give_the_ids_of_the_whole(bpe_tokenizer, text):
+    """Oracle: the tokenizer's own encoding of the whole text, against encode_many cutting
+    it into pieces of a few characters and batches of a few pieces."""
+    from openattrib.text import tokenize
+
+    ours = tokenize.HFTokenizer(bpe_tokenizer)
+    assert ours.splits_exactly
+    whole = bpe_tokenizer.encode(text, add_special_tokens=False).ids
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(tokenize, "_PIECE_CHARS", 2)
+        patch.setattr(tokenize, "_BATCH_CHARS", 5)
+        assert len(tokenize._pieces(text)) >= 1
+        got = ours.encode_many([text, "x y", text])
+    assert got[0].tolist() == whole and got[2].tolist() == whole
+    assert got[1].tolist() == bpe_tokenizer.encode("x y", add_special_tokens=False).ids
+
+
+def test_tokenizers_that_see_across_cuts_encode_whole_texts(word_tokenizer, bpe_tokenizer):
+    from tokenizers import normalizers
+
+    from openattrib.text.tokenize import HFTokenizer
+
+    assert not HFTokenizer(word_tokenizer).splits_exactly  # WhitespaceSplit, not ByteLevel
+    with_normalizer = copy_tokenizer(bpe_tokenizer)
+    with_normalizer.normalizer = normalizers.Lowercase()
+    assert not HFTokenizer(with_normalizer).splits_exactly
+
+
+def copy_tokenizer(tok):
+    from tokenizers import Tokenizer
+
+    return Tokenizer.from_str(tok.to_str())
+
+
+@pytest.mark.slow
+def test_shards_queried_on_a_dask_cluster_answer_like_one_shard(tmp_path):
+    """Four shards searched by the processes of a real (loopback) Dask cluster give the
+    spans, counts and documents of a one-shard index of the same corpus."""
+    distributed = pytest.importorskip("dask.distributed")
+    rng = np.random.default_rng(2)
+    texts = ["".join(rng.choice(list("abc "), size=int(rng.integers(20, 60)))) for _ in range(40)]
+    corpus = Corpus.from_records(
+        {"text": t, "contributor": f"c{i % 3}"} for i, t in enumerate(texts)
+    )
+    one = SpanIndex.build(corpus, tmp_path / "one", shards=1, progress=False)
+    many = SpanIndex.build(corpus, tmp_path / "many", shards=4, progress=False)
+    queries = [texts[3][5:40] + "ccc" + texts[7][:20], texts[11] + texts[12][:9], "abcabc a"]
+    with (
+        distributed.LocalCluster(
+            n_workers=2,
+            threads_per_worker=1,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address=None,
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
+        on_cluster = [ours(many.attribute(q, min_len=2, client=client)) for q in queries]
+        assert client.run(lambda: 1)  # the workers were up for the queries
+    assert on_cluster == [ours(one.attribute(q, min_len=2)) for q in queries]
+    assert any(len(spans) > 1 for spans in on_cluster)
+
+
+def test_streamed_corpus_with_a_huggingface_tokenizer_builds_like_one_in_memory(
+    tmp_path, bpe_tokenizer
+):
+    """The streamed build tokenises in another process from the tokenizer's JSON (the
+    caller's copy released); its files equal those of the in-process build."""
+    texts = ["def f(x):\n    return x + 1\n" * 3, "the cat's hat is here.", "naïve 12 345"]
+    path = tmp_path / "corpus.jsonl"
+    path.write_text("".join(json.dumps({"text": t, "contributor": "c"}) + "\n" for t in texts))
+    bpe_tokenizer.save(str(tmp_path / "tokenizer.json"))
+    streamed = SpanIndex.build(
+        Corpus.from_jsonl(path), tmp_path / "a", tokenizer=str(tmp_path / "tokenizer.json")
+    )
+    in_memory = SpanIndex.build(
+        Corpus.from_jsonl(path, in_memory=True), tmp_path / "b", tokenizer=bpe_tokenizer
+    )
+    assert streamed.manifest["files"] == in_memory.manifest["files"]
+    ids = bpe_tokenizer.encode(texts[0], add_special_tokens=False).ids
+    assert streamed.count(ids) == 1 and streamed.document_tokens(0).tolist() == ids

@@ -18,6 +18,7 @@ from typing import Any
 
 from .._io import atomic_write_text, read_json
 from ..errors import UnsupportedError, ValidationError
+from ._groups import command_group
 
 __all__ = ["add_chain_parser"]
 
@@ -26,14 +27,14 @@ DEPLOYMENT_FORMAT = "openattrib.chain-deployment/1"
 
 def add_chain_parser(commands: Any) -> None:
     """Add the ``chain`` command and its actions to an argparse sub-parsers object."""
-    top = commands.add_parser(
+    sub = command_group(
+        commands,
         "chain",
-        help="pay claims and anchor ledger checkpoints on an EVM chain (JSON-RPC)",
+        summary="pay claims and anchor ledger checkpoints on an EVM chain (JSON-RPC)",
         description="Deploy the ClaimsDistributor and CheckpointAnchor contracts, publish an "
         "allocation's Merkle root, claim, anchor signed ledger checkpoints and verify ledger "
         "entries against the root anchored on chain.",
     )
-    sub = top.add_subparsers(dest="chain_command", metavar="ACTION", required=True)
 
     def action(name: str, help_text: str, *, key_required: bool = True) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_text)

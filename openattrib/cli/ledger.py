@@ -10,19 +10,20 @@ from typing import Any
 
 from .._io import atomic_write_text, canonical_json, check_output_path
 from ..errors import ValidationError, VerificationError
+from ._groups import command_group
 
 __all__ = ["add_ledger_parser"]
 
 
 def add_ledger_parser(commands: Any) -> None:
     """Add the ``ledger`` command and its sub-commands to an argparse sub-parsers object."""
-    top = commands.add_parser(
+    sub = command_group(
+        commands,
         "ledger",
-        help="verifiable append-only ledger of runs and allocations",
+        summary="verifiable append-only ledger of runs and allocations",
         description="Append runs and allocations to a Merkle-tree ledger (RFC 6962), prove "
         "inclusion and consistency, sign C2SP checkpoints and export on-chain claims.",
     )
-    sub = top.add_subparsers(dest="ledger_command", metavar="ACTION", required=True)
 
     p = sub.add_parser("append", help="append an attribution run and/or an allocation")
     p.add_argument("ledger", type=Path, help="ledger file (created if missing)")

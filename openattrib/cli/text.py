@@ -9,26 +9,33 @@ from typing import Any
 
 from .._io import canonical_json
 from ..errors import ValidationError
+from ._groups import command_group
 
 __all__ = ["add_text_parser"]
 
 
 def add_text_parser(commands: Any) -> None:
     """Add the ``text`` command and its sub-commands to an argparse sub-parsers object."""
-    top = commands.add_parser(
+    sub = command_group(
+        commands,
         "text",
-        help="span attribution of language-model outputs (suffix-array index)",
+        summary="span attribution of language-model outputs (suffix-array index)",
         description="Index a contributors' corpus with a suffix array and attribute generated "
         "text to the contributors whose documents it copies (infini-gram / OLMoTrace spans).",
     )
-    sub = top.add_subparsers(dest="text_command", metavar="ACTION", required=True)
 
     p = sub.add_parser("index", help="build a span index from a JSONL corpus")
     p.add_argument("corpus", type=Path, help="JSON Lines file, one document per line")
     p.add_argument("--out", type=Path, required=True, help="index folder (must not exist)")
     p.add_argument("--tokenizer", default="bytes", help="'bytes' (default) or a tokenizer.json")
-    p.add_argument("--shards", type=int, help="number of shards (default: from --memory)")
-    p.add_argument("--memory", default="1GB", help="peak memory per shard build (default 1GB)")
+    p.add_argument("--shards", type=int, help="number of shards (default: from --memory-budget)")
+    p.add_argument(
+        "--memory-budget",
+        "--memory",
+        dest="memory_budget",
+        default="1GB",
+        help="peak memory of sorting one shard, e.g. 512MB (default 1GB)",
+    )
     p.add_argument("--text-field", default="text", help="JSON field of the text")
     p.add_argument("--contributor-field", default="contributor", help="JSON field of the owner")
     p.add_argument("--doc-id-field", help="JSON field of unique document ids")
@@ -64,7 +71,7 @@ def run_index(args: argparse.Namespace) -> int:
         args.out,
         tokenizer=args.tokenizer,
         shards=args.shards,
-        memory_budget=args.memory,
+        memory_budget=args.memory_budget,
         overwrite=args.overwrite,
         progress=not args.no_progress,
     )

@@ -2,8 +2,8 @@
 
 Nothing stored is trusted except the entry bytes: leaves and every perfect-subtree node are
 recomputed level by level and compared with the stored ones, each entry must be canonical
-JSON that names its own position, and every signed checkpoint must still match the tree
-recomputed at its size. Memory is about two levels of hashes (~100 MB at 10**6 entries).
+JSON that names its own position, the leaves kept beside each batch entry must hash to its
+recorded root, and every signed checkpoint must still match the tree recomputed at its size. Memory is about two levels of hashes (~100 MB at 10**6 entries).
 """
 
 from __future__ import annotations
@@ -106,7 +106,11 @@ class _Problems:
 
 
 def _check_entries(
-    db: sqlite3.Connection, problems: _Problems, progress: bool, contributions: dict
+    db: sqlite3.Connection,
+    problems: _Problems,
+    progress: bool,
+    contributions: dict,
+    batches: dict[int, dict],
 ) -> list[bytes]:
     total = db.execute("SELECT COUNT(*) FROM entries").fetchone()[0]
     rows = db.execute("SELECT idx, data, leaf_hash FROM entries ORDER BY idx")
@@ -125,6 +129,8 @@ def _check_entries(
             record = parse_entry(data, idx)
             if record["kind"] == "contribution":
                 contributions[idx] = record
+            elif record["kind"] == "batch":
+                batches[idx] = record
         except LedgerError as exc:
             problems.entry(idx, str(exc))
         if leaf != stored_leaf:
@@ -132,6 +138,45 @@ def _check_entries(
         leaves.append(leaf)
         expected = idx + 1
     return leaves
+
+
+def _check_batches(db: sqlite3.Connection, batches: dict[int, dict], problems: _Problems) -> None:
+    """The leaves stored beside each batch entry must be exactly ``size`` byte strings that
+    hash to the entry's Merkle root; leaves of no batch entry are extra rows."""
+    leaves: dict[int, list[tuple[Any, Any]]] = {}
+    for entry, idx, data in db.execute(
+        "SELECT entry, idx, data FROM batch_leaves ORDER BY entry, idx"
+    ):
+        leaves.setdefault(entry, []).append((idx, data))
+    for entry in sorted(set(leaves) - set(batches), key=str):
+        where = entry if isinstance(entry, int) else None
+        problems.range(where, f"batch leaves are stored for entry {entry!r}, which is no batch")
+    for entry, record in batches.items():
+        rows = leaves.get(entry, [])
+        positions = [idx for idx, _ in rows]
+        if positions != list(range(record["size"])):
+            problems.entry(
+                entry,
+                f"batch entry {entry} records {record['size']} leaves but leaves "
+                f"{_ranges(positions)} are stored (leaves deleted or inserted)",
+            )
+            continue
+        wrong = [idx for idx, data in rows if not isinstance(data, bytes)]
+        if wrong:
+            problems.entry(entry, f"leaves {wrong} of batch entry {entry} are not stored as bytes")
+            continue
+        if merkle.root([data for _, data in rows]).hex() != record["root"]:
+            problems.entry(
+                entry,
+                f"the {record['size']} stored leaves of batch entry {entry} do not hash to its "
+                "recorded root (a leaf was changed)",
+            )
+
+
+def _ranges(positions: list[Any]) -> str:
+    if not positions:
+        return "none"
+    return ", ".join(str(p) for p in positions[:10]) + (" ..." if len(positions) > 10 else "")
 
 
 def _check_nodes(
@@ -214,7 +259,9 @@ def audit(
     """Verify the ledger held by ``db`` (inside one read transaction); see :class:`LedgerReport`."""
     problems = _Problems()
     contributions: dict[int, dict] = {}
-    leaves = _check_entries(db, problems, progress, contributions)
+    batches: dict[int, dict] = {}
+    leaves = _check_entries(db, problems, progress, contributions, batches)
+    _check_batches(db, batches, problems)
     for index, message in registry.check_roots(db, contributions):
         problems.entry(index, message)
     n = len(leaves)

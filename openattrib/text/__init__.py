@@ -10,11 +10,23 @@
 
 from __future__ import annotations
 
+import importlib
+from typing import Any
+
 from .corpus import Corpus, Document
 from .index import Occurrence, Span, SpanIndex
-from .records import batch_context, inference_record, reproduce
-from .scoring import ScoredSpan, TextAttribution, attribute_output
 from .tokenize import ByteTokenizer, HFTokenizer
+
+# Scoring produces an Attribution (openattrib.result imports pandas, ~50 MB): loaded on
+# first use, so building or querying an index does not pay for it.
+_LAZY = {
+    "ScoredSpan": "scoring",
+    "TextAttribution": "scoring",
+    "attribute_output": "scoring",
+    "batch_context": "records",
+    "inference_record": "records",
+    "reproduce": "records",
+}
 
 __all__ = [
     "ByteTokenizer",
@@ -31,3 +43,15 @@ __all__ = [
     "inference_record",
     "reproduce",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -28,9 +28,9 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Shard", "write_suffix_table", "pointer_size"]
+__all__ = ["HashingWriter", "Shard", "write_suffix_table", "pointer_size"]
 
-_CHUNK = 1 << 22
+_CHUNK = 1 << 18
 
 
 def pointer_size(n_bytes: int) -> int:
@@ -38,8 +38,14 @@ def pointer_size(n_bytes: int) -> int:
     return max(1, math.ceil(math.log2(n_bytes) / 8)) if n_bytes > 1 else 1
 
 
-def write_suffix_table(tokenized: Path, table: Path, width: int) -> int:
-    """Sort the token-aligned suffixes of ``tokenized`` into ``table``; returns ``ptr_size``."""
+def write_suffix_table(tokenized: Path, table: Path, width: int) -> tuple[int, dict[str, Any]]:
+    """Sort the token-aligned suffixes of ``tokenized`` into ``table``; returns ``ptr_size``
+    and the table's manifest record (size and SHA-256, hashed as it is written).
+
+    Memory: the shard's bytes plus libdivsufsort's suffix array (4 bytes per byte, 8 above
+    2 GiB); the table is written from that array in chunks of ``_CHUNK`` entries, each
+    entry's low ``ptr_size`` bytes taken in place (no widening copy).
+    """
     from pydivsufsort import divsufsort
 
     data = tokenized.read_bytes()
@@ -47,14 +53,16 @@ def write_suffix_table(tokenized: Path, table: Path, width: int) -> int:
     ptr_size = pointer_size(size)
     suffixes = divsufsort(data)
     del data
-    with open(table, "wb") as out:
+    itemsize = suffixes.dtype.itemsize
+    little = suffixes.dtype.newbyteorder("<")
+    with HashingWriter(table) as out:
         for begin in range(0, size, _CHUNK):
             part = suffixes[begin : begin + _CHUNK]
             if width > 1:
-                part = part[part % width == 0]
-            wide = part.astype("<u8")
-            out.write(wide.view(np.uint8).reshape(-1, 8)[:, :ptr_size].tobytes())
-    return ptr_size
+                part = part[(part & (width - 1)) == 0]  # widths are powers of two
+            raw = part.astype(little, copy=False).view(np.uint8).reshape(-1, itemsize)
+            out.write(raw if ptr_size == itemsize else np.ascontiguousarray(raw[:, :ptr_size]))
+    return ptr_size, out.record
 
 
 class Shard:
@@ -158,9 +166,35 @@ def _common_prefix(a: bytes, b: bytes) -> int:
     return int(diff[0])
 
 
-def shard_files(number: int) -> list[str]:
-    """The file names of shard ``number``."""
-    return [f"tokenized.{number}", f"table.{number}", f"offset.{number}"]
+class HashingWriter:
+    """A binary file written once, hashed (SHA-256) and measured as it is written, so the
+    manifest needs no second pass over the bytes."""
+
+    def __init__(self, path: Path) -> None:
+        import hashlib
+
+        self._handle = open(path, "wb")  # noqa: SIM115 - closed by __exit__
+        self._digest = hashlib.sha256()
+        self.size = 0
+
+    def write(self, data: Any) -> None:
+        view = memoryview(data)
+        if not view.nbytes:
+            return
+        view = view.cast("B")
+        self._digest.update(view)
+        self._handle.write(view)
+        self.size += len(view)
+
+    @property
+    def record(self) -> dict[str, Any]:
+        return {"size": self.size, "sha256": self._digest.hexdigest()}
+
+    def __enter__(self) -> HashingWriter:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._handle.close()
 
 
 def file_digest(path: Path) -> str:

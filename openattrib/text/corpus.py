@@ -278,6 +278,11 @@ class Corpus(Sequence[Document]):
         return self._source.read(range(len(self)), self._catalogue)
 
     @property
+    def streamed(self) -> bool:
+        """Whether the texts are read from their file when needed, not kept in memory."""
+        return self._documents is None
+
+    @property
     def doc_ids(self) -> list[str]:
         """The document ids, in corpus order."""
         return self._catalogue.doc_ids
@@ -385,54 +390,58 @@ class _Catalogue:
 
 
 class _JsonlSource:
-    """Where each document of a streamed JSONL corpus starts in its file."""
+    """Where each document of a streamed JSONL corpus starts in its file, and the SHA-256
+    of its line (a re-read line is compared by that, then parsed as when loaded)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self.offsets: list[int] = []
+        self.line_hashes: list[bytes] = []
         self.fields: _Fields | None = None
 
     def read(self, positions: Iterable[int], catalogue: _Catalogue) -> Iterator[Document]:
         with open(self.path, "rb") as handle:
             for position in positions:
                 handle.seek(self.offsets[position])
-                line = handle.readline()
-                where = f"{self.path} (document {position})"
-                try:
-                    record = json.loads(line.decode("utf-8"))
-                    doc = self.fields.document(record, where, position)
-                except (UnicodeDecodeError, json.JSONDecodeError, ValidationError):
-                    doc = None
-                if doc is None or bytes.fromhex(doc.content_hash) != catalogue.hashes[position]:
+                raw = handle.readline()
+                if hashlib.sha256(raw).digest() != self.line_hashes[position]:
                     raise ValidationError(
                         f"{self.path} changed after the corpus was loaded (document "
                         f"{position} differs); load it again"
                     )
-                yield doc
+                where = f"{self.path} (document {position})"
+                yield self.fields.document(_parse_line(raw, where), where, position)
+
+
+def _parse_line(raw: bytes, where: str) -> Any:
+    """The JSON value of one JSONL line (``None`` for a blank line), or a clear error."""
+    try:
+        line = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValidationError(
+            f"{where}: not valid UTF-8 ({exc.reason} at byte {exc.start}); "
+            "re-encode the file as UTF-8"
+        ) from None
+    if not line.strip():
+        return None
+    try:
+        return json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise ValidationError(f"{where}: not valid JSON ({exc.msg})") from None
 
 
 def _jsonl_records(path: Path, source: _JsonlSource | None) -> Iterator[tuple[str, Any]]:
     with open(path, "rb") as handle:
-        number, offset = 0, 0
-        for raw in handle:
-            number += 1
+        offset = 0
+        for number, raw in enumerate(handle, start=1):
             where = f"{path}, line {number}"
             start, offset = offset, offset + len(raw)
-            try:
-                line = raw.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                raise ValidationError(
-                    f"{where}: not valid UTF-8 ({exc.reason} at byte {exc.start}); "
-                    "re-encode the file as UTF-8"
-                ) from None
-            if not line.strip():
+            record = _parse_line(raw, where)
+            if record is None:
                 continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ValidationError(f"{where}: not valid JSON ({exc.msg})") from None
             if source is not None:
                 source.offsets.append(start)
+                source.line_hashes.append(hashlib.sha256(raw).digest())
             yield where, record
 
 

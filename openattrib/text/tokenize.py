@@ -12,7 +12,9 @@ documents in the index (infini-gram's convention), so ``uint8`` holds vocabulari
 from __future__ import annotations
 
 import hashlib
+import json
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +23,17 @@ import numpy as np
 from ..errors import UnsupportedError, ValidationError
 
 __all__ = ["ByteTokenizer", "HFTokenizer", "as_tokenizer", "token_dtype"]
+
+# A tokenizer holds ~100 bytes per character of the texts it encodes at once (one 4 MB
+# document would cost ~400 MB): texts are encoded in batches of about _BATCH_CHARS
+# characters, long ones in pieces of at least _PIECE_CHARS characters when cutting them
+# gives the same ids (see _splits_exactly).
+_PIECE_CHARS = 1 << 16
+_BATCH_CHARS = 1 << 18
+# Where a text may be cut (see _splits_exactly): after a printable ASCII character and the
+# ASCII whitespace following it, before a space and a printable ASCII character; or after
+# a printable character and one tab or newline, before a printable character.
+_CUT = re.compile(r"[!-~](?:[ \t\n\r]*(?= [!-~])|[\t\n\r](?=[!-~]))")
 
 
 def token_dtype(vocab_size: int) -> np.dtype:
@@ -61,13 +74,35 @@ class ByteTokenizer:
 
 
 class HFTokenizer:
-    """A HuggingFace ``tokenizers.Tokenizer`` (no special tokens added when encoding)."""
+    """A HuggingFace ``tokenizers.Tokenizer`` (no special tokens added when encoding).
+
+    It is kept as its JSON; the in-memory tokenizer (~20 MB for a 16k vocabulary) can be
+    dropped with :meth:`release` and is rebuilt from the JSON when next used, and it is
+    not pickled (a worker process rebuilds it).
+    """
 
     def __init__(self, tokenizer: Any) -> None:
-        self._tokenizer = tokenizer
+        self._tokenizer: Any = tokenizer
         self._json = tokenizer.to_str()
         self.vocab_size = int(tokenizer.get_vocab_size(with_added_tokens=True))
         self.dtype = token_dtype(self.vocab_size)
+        self.splits_exactly = _splits_exactly(json.loads(self._json))
+
+    @property
+    def backend(self) -> Any:
+        """The ``tokenizers.Tokenizer`` (rebuilt from the JSON after :meth:`release`)."""
+        if self._tokenizer is None:
+            from tokenizers import Tokenizer
+
+            self._tokenizer = Tokenizer.from_str(self._json)
+        return self._tokenizer
+
+    def release(self) -> None:
+        """Drop the in-memory tokenizer (this object's reference to it)."""
+        self._tokenizer = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_tokenizer": None}
 
     @classmethod
     def from_file(cls, path: str | os.PathLike) -> HFTokenizer:
@@ -85,24 +120,47 @@ class HFTokenizer:
             ) from None
 
     def encode(self, text: str) -> np.ndarray:
-        ids = self._tokenizer.encode(text, add_special_tokens=False).ids
+        ids = self.backend.encode(text, add_special_tokens=False).ids
         return np.asarray(ids, dtype=self.dtype)
 
     def encode_many(self, texts: list[str]) -> list[np.ndarray]:
+        """Token ids of each text, encoded in batches of about ``_BATCH_CHARS`` characters
+        (long texts in exact pieces, see ``_splits_exactly``), so the tokenizer's working
+        memory stays bounded whatever the texts' sizes."""
         # encode_batch_fast (tokenizers >= 0.20) skips character offsets: same ids, less memory
-        encode = getattr(self._tokenizer, "encode_batch_fast", self._tokenizer.encode_batch)
-        batch = encode(texts, add_special_tokens=False)
-        return [np.asarray(e.ids, dtype=self.dtype) for e in batch]
+        encode = getattr(self.backend, "encode_batch_fast", self.backend.encode_batch)
+        out: list[list[np.ndarray]] = [[] for _ in texts]
+        batch: list[str] = []
+        owners: list[int] = []
+        size = 0
+
+        def flush() -> None:
+            for number, e in zip(owners, encode(batch, add_special_tokens=False), strict=True):
+                out[number].append(np.asarray(e.ids, dtype=self.dtype))
+            batch.clear()
+            owners.clear()
+
+        for number, text in enumerate(texts):
+            for piece in _pieces(text) if self.splits_exactly else (text,):
+                batch.append(piece)
+                owners.append(number)
+                size += len(piece)
+                if size >= _BATCH_CHARS:
+                    flush()
+                    size = 0
+        if batch:
+            flush()
+        return [parts[0] if len(parts) == 1 else np.concatenate(parts) for parts in out]
 
     def decode(self, ids: Any) -> str:
-        return self._tokenizer.decode([int(i) for i in ids], skip_special_tokens=False)
+        return self.backend.decode([int(i) for i in ids], skip_special_tokens=False)
 
     def pieces(self, ids: Any) -> list[bytes]:
         """UTF-8 of each token's text, via the offsets of decoding (for highlighting)."""
         ids = [int(i) for i in ids]
         out, previous = [], ""
         for k in range(len(ids)):
-            current = self._tokenizer.decode(ids[: k + 1], skip_special_tokens=False)
+            current = self.backend.decode(ids[: k + 1], skip_special_tokens=False)
             out.append(current[len(previous) :].encode("utf-8"))
             previous = current
         return out
@@ -119,6 +177,53 @@ class HFTokenizer:
 
     def __repr__(self) -> str:
         return f"HFTokenizer(vocab_size={self.vocab_size})"
+
+
+def _splits_exactly(config: dict[str, Any]) -> bool:
+    """Whether cutting a text where ``_CUT`` matches never changes its ids: true for
+    byte-level BPE with GPT-2's pre-tokenizer and nothing context-dependent around it.
+
+    GPT-2's pre-tokenizer regex (Radford et al., 2019, used by ``ByteLevel(use_regex=True)``)
+    has no look-behind and splits a run of whitespace ``W`` between non-space ``x`` and
+    ``y`` as ``W[:-1]`` then either ``" " + y...`` (if ``W`` ends in a space) or the last
+    character alone. So a text cut before that last space (or, when ``W`` is one tab or
+    newline, after it) ends with the same pre-token it had in the whole text, the rest
+    starts with the same pre-tokens, and the model encodes each pre-token on its own.
+    Anything that sees across a cut rules it out: a normalizer, a prefix space, BPE
+    dropout, or an added token containing whitespace or stripping it.
+    """
+    pre = config.get("pre_tokenizer") or {}
+    model = config.get("model") or {}
+    return (
+        config.get("normalizer") is None
+        and pre.get("type") == "ByteLevel"
+        and pre.get("use_regex", True)
+        and not pre.get("add_prefix_space", False)
+        and model.get("type") in ("BPE", "WordLevel", "WordPiece")
+        and model.get("dropout") is None
+        and all(
+            not any(c.isspace() for c in token.get("content", ""))
+            and not token.get("lstrip", False)
+            and not token.get("rstrip", False)
+            for token in config.get("added_tokens") or []
+        )
+    )
+
+
+def _pieces(text: str) -> list[str]:
+    """``text`` cut where ``_CUT`` matches into pieces of at least ``_PIECE_CHARS``
+    characters (the last may be shorter; a text without such a place stays whole)."""
+    if len(text) <= 2 * _PIECE_CHARS:
+        return [text]
+    out, begin = [], 0
+    while len(text) - begin > 2 * _PIECE_CHARS:
+        match = _CUT.search(text, begin + _PIECE_CHARS)
+        if match is None:
+            break
+        out.append(text[begin : match.end()])
+        begin = match.end()
+    out.append(text[begin:])
+    return out
 
 
 def as_tokenizer(spec: Any) -> ByteTokenizer | HFTokenizer:
