@@ -29,7 +29,7 @@ from collections.abc import Callable
 import numpy as np
 from scipy.special import expit
 
-from .multinomial import INTERCEPT_SHIFT_WEIGHT, halve_until_descent, logsumexp
+from .multinomial import INTERCEPT_SHIFT_WEIGHT, halve_until_descent
 
 __all__ = ["LogisticProblem", "newton_cg"]
 
@@ -62,12 +62,24 @@ class LogisticProblem:
             self.shift = INTERCEPT_SHIFT_WEIGHT if intercept else 0.0
         self.bias = np.arange(m) * self.p + (self.p - 1)
 
-    # -- scores --------------------------------------------------------------------------
-    def _scores(self, W: np.ndarray) -> np.ndarray:
+    # -- layouts ------------------------------------------------------------------------
+    # Multinomial work arrays are class-major, (rows, classes, coalitions): reductions over
+    # the classes then add contiguous (rows, coalitions) slices instead of summing a short
+    # trailing axis, which dominated the Hessian-vector products.
+    def _class_major(self, W: np.ndarray) -> np.ndarray:
+        """Coefficients ``(b, m * p)`` as rows ``(m * b, p)``, class by class."""
         b = len(W)
+        return W.reshape(b, self.m, self.p).transpose(1, 0, 2).reshape(self.m * b, self.p)
+
+    def _from_class_major(self, G: np.ndarray, b: int) -> np.ndarray:
+        """Rows ``(m * b, p)`` class by class back to ``(b, m * p)``."""
+        return G.reshape(self.m, b, self.p).transpose(1, 0, 2).reshape(b, self.q)
+
+    def _products(self, W: np.ndarray) -> np.ndarray:
+        """``X w`` for every coalition (and class): ``(n, b)`` binary, ``(n, m, b)`` else."""
         if self.m == 1:
-            return self.X @ W.T  # (n, b)
-        return (self.X @ W.reshape(b * self.m, self.p).T).reshape(self.n, b, self.m)
+            return self.X @ W.T
+        return (self.X @ self._class_major(W).T).reshape(self.n, self.m, len(W))
 
     def _penalty_value(self, W: np.ndarray) -> np.ndarray:
         value = 0.5 * np.sum(self.flat_penalty * W * W, axis=1)
@@ -75,37 +87,55 @@ class LogisticProblem:
             value += 0.5 * self.shift * np.sum(W[:, self.bias], axis=1) ** 2
         return value
 
+    def _add_penalty(self, G: np.ndarray, W: np.ndarray) -> np.ndarray:
+        G += self.flat_penalty * W
+        if self.shift:
+            G[:, self.bias] += self.shift * np.sum(W[:, self.bias], axis=1)[:, None]
+        return G
+
+    def _softmax(self, Z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Probabilities (in place of the scores ``Z``, (n, m, b)) and each row's loss."""
+        Z -= Z.max(axis=1, keepdims=True)
+        true = Z[np.arange(self.n), self.labels, :]  # (n, b), shifted like Z
+        np.exp(Z, out=Z)
+        total = Z.sum(axis=1)
+        Z /= total[:, None, :]
+        return Z, np.log(total) - true
+
     def _loss(self, Z: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Weighted loss per coalition and the probabilities."""
         if self.m == 1:
             loss = np.logaddexp(0.0, Z) - self.y[:, None] * Z
             return np.sum(loss * weights, axis=0), expit(Z)
-        lse = logsumexp(Z, axis=2)
-        loss = lse - np.einsum("nbm,nm->nb", Z, self.Y)
-        return np.sum(loss * weights, axis=0), np.exp(Z - lse[:, :, None])
+        P, loss = self._softmax(Z)
+        return np.sum(loss * weights, axis=0), P
 
     def objective(self, weights: np.ndarray, W: np.ndarray) -> np.ndarray:
         """``F`` of each coalition (column of ``weights``) at its coefficients (row of ``W``)."""
-        value, _ = self._loss(self._scores(W), weights)
+        value, _ = self._loss(self._products(W), weights)
         return value + self._penalty_value(W)
 
     def derivatives(
         self, weights: np.ndarray, W: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray]]:
-        """``F``, its gradient, and the curvature data Hessian-vector products need."""
+        """``F``, its gradient, and the curvature data Hessian-vector products need.
+
+        The curvature is ``(s P (1 - P), s)`` for the binary link (``(n, b)`` each) and
+        ``(P, s P)`` for the multinomial one (``(n, m, b)`` each).
+        """
         b = len(W)
-        loss, P = self._loss(self._scores(W), weights)
+        loss, P = self._loss(self._products(W), weights)
         value = loss + self._penalty_value(W)
         if self.m == 1:
             gradient = ((P - self.y[:, None]) * weights).T @ self.X
+            curvature = (P * (1.0 - P) * weights, weights)
         else:
-            residual = (P - self.Y[:, None, :]) * weights[:, :, None]
-            gradient = (residual.reshape(self.n, b * self.m).T @ self.X).reshape(b, self.q)
-        gradient += self.flat_penalty * W
-        if self.shift:
-            gradient[:, self.bias] += self.shift * np.sum(W[:, self.bias], axis=1)[:, None]
-        curvature = (P * (1.0 - P) * weights, weights) if self.m == 1 else (P, weights)
-        return value, gradient, curvature
+            weighted = P * weights[:, None, :]
+            residual = weighted - self.Y[:, :, None] * weights[:, None, :]
+            G = residual.reshape(self.n, self.m * b).T @ self.X
+            gradient = self._from_class_major(G, b)
+            curvature = (P, weighted)
+        return value, self._add_penalty(gradient, W), curvature
 
     def gradient(self, weights: np.ndarray, W: np.ndarray) -> np.ndarray:
         """The gradient of ``F`` alone (no objective value): one pass, all coalitions."""
@@ -116,39 +146,31 @@ class LogisticProblem:
             R *= weights
             gradient = R.T @ self.X
         else:
-            # class-major layout (n, m, b): reductions over the classes run along b
-            m, p = self.m, self.p
-            Wt = W.reshape(b, m, p).transpose(1, 0, 2).reshape(m * b, p)
-            Z = (self.X @ Wt.T).reshape(self.n, m, b)
+            Z = self._products(W)
             Z -= Z.max(axis=1, keepdims=True)
             np.exp(Z, out=Z)
             Z /= Z.sum(axis=1, keepdims=True)
             Z -= self.Y[:, :, None]
             Z *= weights[:, None, :]
-            G = Z.reshape(self.n, m * b).T @ self.X  # (m * b, p)
-            gradient = G.reshape(m, b, p).transpose(1, 0, 2).reshape(b, self.q)
-        gradient += self.flat_penalty * W
-        if self.shift:
-            gradient[:, self.bias] += self.shift * np.sum(W[:, self.bias], axis=1)[:, None]
-        return gradient
+            gradient = self._from_class_major(Z.reshape(self.n, self.m * b).T @ self.X, b)
+        return self._add_penalty(gradient, W)
 
     def hessp(self, curvature: tuple[np.ndarray, np.ndarray], V: np.ndarray) -> np.ndarray:
-        """Hessian of each coalition times its direction (rows of ``V``)."""
+        """Hessian of each coalition times its direction (rows of ``V``).
+
+        Multinomial: row ``i`` contributes ``s_i (diag(P_i) - P_i P_i') d_i`` with
+        ``d_i = X_i v``, i.e. ``s_i P_i * (d_i - P_i . d_i)``.
+        """
         b = len(V)
         if self.m == 1:
-            S = curvature[0]
-            HV = (S * (self.X @ V.T)).T @ self.X
+            HV = (curvature[0] * (self.X @ V.T)).T @ self.X
         else:
-            P, weights = curvature
-            D = (self.X @ V.reshape(b * self.m, self.p).T).reshape(self.n, b, self.m)
-            Q = P * D
-            Q -= P * Q.sum(axis=2, keepdims=True)
-            Q *= weights[:, :, None]
-            HV = (Q.reshape(self.n, b * self.m).T @ self.X).reshape(b, self.q)
-        HV += self.flat_penalty * V
-        if self.shift:
-            HV[:, self.bias] += self.shift * np.sum(V[:, self.bias], axis=1)[:, None]
-        return HV
+            P, weighted = curvature
+            D = self._products(V)
+            D -= np.einsum("nmb,nmb->nb", P, D)[:, None, :]
+            D *= weighted
+            HV = self._from_class_major(D.reshape(self.n, self.m * b).T @ self.X, b)
+        return self._add_penalty(HV, V)
 
     def diagonal(self, curvature: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
         """The Hessian's diagonal per coalition (the Jacobi preconditioner)."""
@@ -156,10 +178,10 @@ class LogisticProblem:
         if self.m == 1:
             diag = curvature[0].T @ squares
         else:
-            P, weights = curvature
-            b = P.shape[1]
-            S = (P * (1.0 - P) * weights[:, :, None]).reshape(self.n, b * self.m)
-            diag = (S.T @ squares).reshape(b, self.q)
+            P, weighted = curvature
+            b = P.shape[2]
+            S = (weighted * (1.0 - P)).reshape(self.n, self.m * b)
+            diag = self._from_class_major(S.T @ squares, b)
         diag += self.flat_penalty
         if self.shift:
             diag[:, self.bias] += self.shift
@@ -167,7 +189,7 @@ class LogisticProblem:
 
     def dense_hessian(self, weights: np.ndarray, w: np.ndarray) -> np.ndarray:
         """The ``q x q`` Hessian of one coalition (weights per row) at coefficients ``w``."""
-        _, _, (curv, _) = self.derivatives(weights[:, None], w[None, :])
+        _, _, (curv, _) = self.derivatives(weights[:, None], w[None, :])  # (n, 1) | (n, m, 1)
         H = np.zeros((self.q, self.q))
         step = max(1, _CHUNK_CELLS // max(self.q, 1))
         for start in range(0, self.n, step):
@@ -176,7 +198,7 @@ class LogisticProblem:
             if self.m == 1:  # curv already holds s_i P_i (1 - P_i)
                 H += (X * curv[rows, 0, None]).T @ X
                 continue
-            P = curv[rows, 0, :]  # (r, m)
+            P = curv[rows, :, 0]  # (r, m)
             for k in range(self.m):  # block diagonal: X' diag(s P_k) X
                 block = slice(k * self.p, (k + 1) * self.p)
                 H[block, block] += (X * (s * P[:, k])[:, None]).T @ X
@@ -224,8 +246,10 @@ def newton_cg(
     """Minimise ``F`` for each column of ``weights`` from the rows of ``W0``; ``(W, converged)``.
 
     Each iteration solves ``H s = g`` by preconditioned conjugate gradients to the relative
-    residual ``eta = min(0.1, sqrt(max|g| / total weight))`` and halves the step until ``F``
-    does not increase. A coalition has converged once the error left is below ``step_tol``
+    residual ``eta = min(0.1, sqrt(max|g| / total weight))`` (but not below ``step_tol``
+    relative to the coefficients divided by the previous full step, the error left, which
+    would only over-solve the last iteration) and halves the step until ``F`` does not
+    increase. A coalition has converged once the error left is below ``step_tol``
     relative to its coefficients: a full step that small, or a full step ``d2`` at most
     1/100 of the previous one ``d1`` with ``d2 * (d2 / d1)`` that small (the forcing
     sequence makes the convergence superlinear, so the ratio of successive errors only
@@ -243,7 +267,10 @@ def newton_cg(
         Wa, Ma = W[active], weights[:, active]
         before, gradient, curvature = problem.derivatives(Ma, Wa)
         size = np.max(np.abs(gradient), axis=1) / totals[active]
-        eta = np.minimum(0.1, np.sqrt(size))
+        # forcing term; no finer than the step tolerance relative to the previous full
+        # step (the error left), below which a more accurate Newton step buys nothing
+        floor = step_tol * (1.0 + np.max(np.abs(Wa), axis=1)) / np.maximum(previous[active], 1e-300)
+        eta = np.minimum(0.1, np.maximum(np.sqrt(size), floor))
         if preconditioner is None:
             diagonal = problem.diagonal(curvature)
 
@@ -271,7 +298,7 @@ def newton_cg(
 
 
 def _subset(curvature: tuple[np.ndarray, np.ndarray], idx: np.ndarray) -> tuple:
-    return tuple(part[:, idx] for part in curvature)
+    return tuple(part[..., idx] for part in curvature)
 
 
 def _pcg(
@@ -282,32 +309,44 @@ def _pcg(
     eta: np.ndarray,
     max_cg: int,
 ) -> np.ndarray:
-    """Preconditioned conjugate gradients on ``H s = g`` per coalition, in lock-step."""
+    """Preconditioned conjugate gradients on ``H s = g`` per coalition, in lock-step.
+
+    A coalition stops once its residual is below ``eta |g|`` (or its curvature along the
+    direction is not positive); stopped coalitions are frozen and dropped from the products
+    in batches (copying the curvature of the others costs about half a product), once a
+    quarter of those computed have stopped.
+    """
     b = len(gradient)
     x = np.zeros_like(gradient)
-    r = gradient.copy()
-    live = np.arange(b)
+    live = np.arange(b)  # coalitions whose products are computed
+    r = gradient.copy()  # residuals, directions, ... of the live coalitions
     z = precondition(r, live, curvature)
     d = z.copy()
+    xl = np.zeros_like(gradient)
     rz = np.sum(r * z, axis=1)
     target = (eta * np.linalg.norm(gradient, axis=1)) ** 2
+    running = np.ones(b, dtype=bool)
     curv = curvature
     for _k in range(max_cg):
-        Hd = problem.hessp(curv, d[live])
-        dHd = np.sum(d[live] * Hd, axis=1)
-        positive = dHd > 0
-        alpha = np.where(positive, rz[live] / np.where(positive, dHd, 1.0), 0.0)
-        x[live] += alpha[:, None] * d[live]
-        r[live] -= alpha[:, None] * Hd
-        residual = np.sum(r[live] ** 2, axis=1)
-        keep = positive & (residual > target[live])
-        if not keep.any():
+        Hd = problem.hessp(curv, d)
+        dHd = np.sum(d * Hd, axis=1)
+        step = running & (dHd > 0)
+        alpha = np.where(step, rz / np.where(step, dHd, 1.0), 0.0)
+        xl += alpha[:, None] * d
+        r -= alpha[:, None] * Hd
+        running = step & (np.sum(r * r, axis=1) > target[live])
+        if not running.any():
             break
-        if not keep.all():
-            live = live[keep]
+        if 4 * np.count_nonzero(~running) >= len(live):
+            x[live] = xl
+            keep = np.flatnonzero(running)
+            live, r, d, xl, rz = live[keep], r[keep], d[keep], xl[keep], rz[keep]
+            running = running[keep]
             curv = _subset(curvature, live)
-        z = precondition(r[live], live, curv)
-        rz_new = np.sum(r[live] * z, axis=1)
-        d[live] = z + (rz_new / rz[live])[:, None] * d[live]
-        rz[live] = rz_new
+        z = precondition(r, live, curv)
+        rz_new = np.sum(r * z, axis=1)
+        beta = np.where(running, rz_new / np.where(running, rz, 1.0), 0.0)
+        d = z + beta[:, None] * d
+        rz = rz_new
+    x[live] = xl
     return x
