@@ -26,7 +26,8 @@ __all__ = ["data_oob", "bag_sample"]
 
 log = logging.getLogger("openattrib")
 
-_BAGS_PER_TASK = 16
+# bags per task: a task's bags are one batch of the fast path (32 amortise its products)
+_BAGS_PER_TASK = 32
 NEVER_OUT_OF_BAG_RULE = (
     "value set to the mean value of the players that were out of bag at least once; "
     "counts 0 and stderr NaN mark them"
