@@ -20,6 +20,15 @@ at its solution, with weights scaled to the coalition's total), shared by a batc
 to each coalition's own Hessian when coalitions are large (bootstrap bags, leave-one-out,
 random halves), where conjugate gradients then needs only a few products. Problems too
 large for a dense inverse use the Hessian's diagonal (Jacobi).
+
+Cost on ill-conditioned problems (measured, digits on raw 0-16 pixels, 1,000 rows, 650
+coefficients, a nearly separable problem whose bag optima lie far from the full-data one,
+max coefficient ~30 against ~4): a bootstrap bag or random half takes 10-14 Newton
+iterations and about 350-430 Hessian-vector products, the later iterations 80-150
+conjugate-gradient steps each. Starting from other solved bags or their mean, or
+preconditioning with each bag's own Hessian at the start or with an average of bag
+Hessians at their optima, each took more products, not fewer; a single-precision
+preconditioner 12% more.
 """
 
 from __future__ import annotations
