@@ -575,10 +575,17 @@ def neural_influence(
 
     Examples
     --------
-    >>> import torch  # doctest: +SKIP
-    >>> net = torch.nn.Sequential(torch.nn.Linear(64, 32), torch.nn.Tanh(), torch.nn.Linear(32, 10))  # doctest: +SKIP
-    >>> result = oa.influence(net, train, test, method="ekfac")  # doctest: +SKIP
-    >>> result.for_test(0).by_contributor()  # doctest: +SKIP
+    >>> import openattrib as oa
+    >>> import torch
+    >>> train, test = oa.datasets.load_iris().split(test_size=0.2, seed=0)
+    >>> _ = torch.manual_seed(0)
+    >>> net = torch.nn.Sequential(torch.nn.Linear(4, 16), torch.nn.Tanh(), torch.nn.Linear(16, 3))
+    >>> result = oa.influence(net, train, test, method="ekfac", progress=False)
+    >>> result.to_array().shape  # (n_test, n_train)
+    (30, 120)
+
+    With contributor ids on ``train``, ``result.for_test(0).by_contributor()`` sums a test
+    point's scores per contributor.
     """
     _torch.check_module(model, "oa.influence on a torch model")
     if models is not None:
@@ -654,8 +661,17 @@ def trak(
 
     Examples
     --------
-    >>> result = oa.trak([net_a, net_b, net_c], train, test, projection_dim=256)  # doctest: +SKIP
-    >>> result.for_test(0).ranking()[:5]  # doctest: +SKIP
+    >>> import openattrib as oa
+    >>> import torch
+    >>> train, test = oa.datasets.load_iris().split(test_size=0.2, seed=0)
+    >>> _ = torch.manual_seed(0)
+    >>> nets = [  # an ensemble: same architecture, independent initialisations
+    ...     torch.nn.Sequential(torch.nn.Linear(4, 16), torch.nn.Tanh(), torch.nn.Linear(16, 3))
+    ...     for _ in range(3)
+    ... ]
+    >>> result = oa.trak(nets, train, test, projection_dim=32, progress=False)
+    >>> result.to_array().shape  # (n_test, n_train)
+    (30, 120)
     """
     torch = _torch.require_torch("trak")
     members = [models] if isinstance(models, torch.nn.Module) else list(models or [])
