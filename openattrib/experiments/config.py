@@ -28,6 +28,7 @@ is what the runner records as ``config.json`` next to the results.
 from __future__ import annotations
 
 import copy
+import inspect
 import math
 import tomllib
 from collections.abc import Mapping
@@ -35,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import methods as registry
+from ..datasets import make_classification
 from ..errors import ValidationError
 from ..recipe import MODELS
 
@@ -63,15 +65,9 @@ _DATASET_DEFAULTS: dict[str, Any] = {
     "n_contributors": None,
     "params": {},
 }
-_SYNTHETIC_PARAMS = {
-    "n_features",
-    "n_informative",
-    "n_redundant",
-    "n_classes",
-    "class_sep",
-    "flip_y",
-    "seed",
-}
+# What [dataset.params] may set for the synthetic data set: make_classification's own
+# parameters, less n_samples (a [dataset] key of every data set).
+_SYNTHETIC_PARAMS = set(inspect.signature(make_classification).parameters) - {"n_samples"}
 EVALUATION_DEFAULTS: dict[str, Any] = {
     "detection": True,
     "removal": {"fraction": 0.05, "max_fraction": 0.5},
