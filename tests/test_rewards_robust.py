@@ -301,3 +301,14 @@ def test_recipe_payout_split_robust_sums_point_values_per_owner():
         assert paid[name] == pytest.approx(np.maximum(points.values[mine], 0).sum())
     with pytest.raises(ValidationError, match="payout"):
         compute({**recipe, "players": "contributors", "payout": "split_robust"}, train, valid)
+
+
+def test_split_robust_refuses_a_dataset_other_than_the_valued_one():
+    train, valid = oa.datasets.load_demo()
+    points = oa.knn_shapley(train, valid, players="points", progress=False)
+    assert points.provenance["dataset_hash"] == train.content_hash()
+    split_robust(points, train)  # the valued rows: accepted
+    # same rows, same count, another order: every value would meet the wrong row's copies
+    reordered = train.subset(np.arange(train.n_samples)[::-1])
+    with pytest.raises(ValidationError, match="not the data the values were computed on"):
+        split_robust(points, reordered)

@@ -274,6 +274,14 @@ def split_robust(
                 f"dataset must be the {phi.size} rows the values were computed on, in the "
                 f"same order; got {getattr(dataset, 'n_samples', type(dataset).__name__)!r} rows"
             )
+        recorded = (values.provenance or {}).get("dataset_hash")
+        if recorded and recorded != dataset.content_hash():
+            raise ValidationError(
+                f"dataset is not the data the values were computed on: its content hash "
+                f"{dataset.content_hash()[:12]} differs from the values' {str(recorded)[:12]} "
+                "(same rows in the same order, with the same contributors, are needed to "
+                "match each value to its row)"
+            )
         twins = np.array([len(t) for t in _twins(dataset, near_threshold)], dtype=float)
     paid = np.maximum(phi, 0.0) * np.exp(-float(strength) * twins)
     owner = np.asarray([str(c) for c in values.contributors], dtype=object)
