@@ -64,7 +64,6 @@ def build(corpus, **kwargs):
 texts = st.text(alphabet="ab c", min_size=1, max_size=25)
 
 
-@pytest.mark.slow
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     docs=st.lists(texts, min_size=1, max_size=6),
@@ -116,7 +115,6 @@ def word_tokenizer():
 words = st.lists(st.sampled_from([0, 1, 2, 255, 256, 257, 299]), min_size=1, max_size=12)
 
 
-@pytest.mark.slow
 @settings(
     max_examples=12,
     deadline=None,

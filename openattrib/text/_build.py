@@ -46,6 +46,12 @@ def _progress_bar(total: int, progress: bool) -> Any:
     return tqdm(total=total, desc="tokenising documents")
 
 
+# Below this many token bytes the tokenizer's garbage is too small to matter to the sort's
+# peak, while a full gc.collect in a large process (a notebook, a test run) costs far more
+# than the tiny build itself.
+_TRIM_BYTES = 16 * 2**20
+
+
 def _return_freed_memory() -> None:
     """Give memory freed by the tokenizer back to the system (glibc keeps it otherwise,
     and it would add to the peak of the suffix sort that follows)."""
@@ -175,9 +181,11 @@ def build_into(
         if hasattr(tok, "release"):  # the child rebuilds it; this process no longer needs it
             tok.release()
         shard_info, files, counts = run_isolated(tokenise_into, *arguments)
+        _return_freed_memory()
     else:
         shard_info, files, counts = tokenise_into(*arguments)
-    _return_freed_memory()
+        if int(counts.sum()) * width >= _TRIM_BYTES:
+            _return_freed_memory()
     for number, info in enumerate(shard_info):
         info["ptr_size"], files[f"table.{number}"] = write_suffix_table(
             tmp / f"tokenized.{number}", tmp / f"table.{number}", width
