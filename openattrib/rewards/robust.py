@@ -285,8 +285,9 @@ def split_robust(
         twins = np.array([len(t) for t in _twins(dataset, near_threshold)], dtype=float)
     paid = np.maximum(phi, 0.0) * np.exp(-float(strength) * twins)
     owner = np.asarray([str(c) for c in values.contributors], dtype=object)
-    ids = list(dict.fromkeys(owner.tolist()))
-    codes = np.array([ids.index(c) for c in owner], dtype=np.int64)
+    position = {c: i for i, c in enumerate(dict.fromkeys(owner.tolist()))}  # first-seen order
+    ids = list(position)
+    codes = np.fromiter((position[c] for c in owner), dtype=np.int64, count=owner.size)
     total = np.bincount(codes, weights=paid, minlength=len(ids))
     unpaid = np.bincount(codes, weights=np.minimum(phi, 0.0), minlength=len(ids))
     discounted = np.bincount(codes, weights=(twins > 0).astype(float), minlength=len(ids))
