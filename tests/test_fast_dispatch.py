@@ -41,6 +41,9 @@ SUPPORTED = [
     (KNeighborsRegressor(metric="euclidean"), Y_REG, "KNNFastPath"),
     (LogisticRegression(C=3.0, solver="newton-cholesky"), Y_CLASS, "LogisticFastPath"),
     (LogisticRegression(), MULTI, "LogisticFastPath"),  # multinomial (<= 256 coefficients)
+    # L-BFGS stopped short: scikit-learn's fit replayed (.lbfgs_replay)
+    (LogisticRegression(max_iter=10), Y_CLASS, "LogisticFastPath"),
+    (LogisticRegression(tol=1e-2), Y_CLASS, "LogisticFastPath"),
 ]
 
 
@@ -70,8 +73,8 @@ UNSUPPORTED = [
     (LogisticRegression(solver="liblinear"), Y_CLASS),
     (LogisticRegression(class_weight="balanced"), Y_CLASS),
     (LogisticRegression(C=np.inf), Y_CLASS),
-    (LogisticRegression(max_iter=10), Y_CLASS),
-    (LogisticRegression(tol=1e-2), Y_CLASS),
+    (LogisticRegression(solver="newton-cg", max_iter=10), Y_CLASS),
+    (LogisticRegression(solver="newton-cholesky", tol=1e-2), Y_CLASS),
     (make_pipeline(StandardScaler(), Ridge()), Y_REG),
     (DecisionTreeClassifier(), Y_CLASS),
 ]
