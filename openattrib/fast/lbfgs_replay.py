@@ -282,9 +282,21 @@ class _Memory:
 
 
 def _line_search(fun, x0, f0, g0, d, stp, maxls):
-    """Moré-Thuente search along ``d`` from ``x0``: ``(stp, x, f, g, g'd)`` or None."""
+    """Moré-Thuente search along ``d`` from ``x0``: ``(stp, x, f, g, g'd)`` or None.
+
+    The first trial is accepted when it satisfies the strong Wolfe conditions (the only
+    test that can end a search at its first trial without a bound on the step).
+    """
+    x = x0 + stp * d if stp != 1.0 else x0 + d
+    f, g = fun(x)
+    gd = float(g @ d)
+    if f <= f0 + stp * (_LS_FTOL * g0) and abs(gd) <= _LS_GTOL * (-g0):
+        return stp, x, f, g, gd
     search = _MoreThuente(f0, g0, stp)
-    for _ in range(maxls):
+    stp, done = search.step(stp, f, gd)
+    if done:
+        return stp, x, f, g, gd
+    for _ in range(maxls - 1):
         x = x0 + stp * d if stp != 1.0 else x0 + d
         f, g = fun(x)
         gd = float(g @ d)
