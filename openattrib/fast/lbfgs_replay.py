@@ -107,18 +107,18 @@ def logistic_objective(
             return loss + 0.5 * float(pw @ w), XT @ residual + pw
 
         return value_and_gradient
-    true_cells = labels * n + np.arange(n)  # each row's own class in the flat (m, n) scores
+    targets = np.zeros((m, n))  # each row's own class, weighted: s_i / S at (y_i, i)
+    targets[labels, np.arange(n)] = scaled
 
     def value_and_gradient(w: np.ndarray) -> tuple[float, np.ndarray]:
         Z = w.reshape(m, p) @ XT
         Z -= Z.max(axis=0)
-        flat = Z.ravel()
-        loss = -float(scaled @ flat[true_cells])
+        loss = -float(np.vdot(targets, Z))
         np.exp(Z, out=Z)
         total_exp = Z.sum(axis=0)
         loss += float(scaled @ np.log(total_exp))
         Z *= scaled / total_exp
-        flat[true_cells] -= scaled
+        Z -= targets
         pw = penalty * w
         return loss + 0.5 * float(pw @ w), (Z @ X).ravel() + pw
 
