@@ -205,77 +205,73 @@ class _Memory:
     With ``S``, ``Y`` the pairs as rows (oldest first), ``R`` the upper triangle of
     ``S Y'``, ``D`` its diagonal and ``gamma = s'y / y'y`` of the newest pair,
     ``H g = gamma g + S' (R^-T (D + gamma Y Y') R^-1 a - gamma R^-T b) - gamma Y' R^-1 a``
-    with ``a = S g`` and ``b = Y g`` (Byrd, Nocedal & Schnabel 1994, eq. 3.1). ``R^-1`` is
-    kept up to date: appending a pair borders it with one column, and dropping the oldest
-    pair keeps its lower-right block (the inverse of a triangular matrix's trailing block).
-    The pairs live in a ring of slots (``s`` in rows ``0 .. 9``, ``y`` in rows ``10 ..
-    19`` of one array, so each product with all of them is one matrix-vector product);
-    ``order`` lists the slots oldest first.
+    with ``a = S g`` and ``b = Y g`` (Byrd, Nocedal & Schnabel 1994, eq. 3.1).
+
+    The pairs live in a ring of slots (``s`` in rows ``0 .. 9`` of one array, ``y`` in
+    rows ``10 .. 19``, so each product with all of them is one matrix-vector product), and
+    ``R^-1``, ``D`` and ``Y Y'`` are indexed by slot, which permutes rows and columns alike
+    and leaves the formula unchanged; empty slots hold zeros and drop out. ``R^-1`` is kept
+    up to date: dropping the oldest pair deletes its row and column (what remains is the
+    inverse of ``R``'s trailing block), and a new pair, the newest, borders it with one
+    column.
     """
 
     def __init__(self, q: int) -> None:
         self.pairs = np.zeros((2 * _MEMORY, q))
-        self.order: list[int] = []
         self.R_inv = np.zeros((_MEMORY, _MEMORY))
-        self.D = np.empty(_MEMORY)  # s_i' y_i
-        self.YY = np.empty((_MEMORY, _MEMORY))  # y_i' y_j
+        self.D = np.zeros(_MEMORY)  # s_i' y_i
+        self.YY = np.zeros((_MEMORY, _MEMORY))  # y_i' y_j
+        self.weights = np.zeros(2 * _MEMORY)
+        self.count = 0
+        self.oldest = 0  # slot of the oldest pair
         self.gamma = 1.0
-        self.coefficients = np.zeros(2 * _MEMORY)
 
     @property
     def empty(self) -> bool:
-        return not self.order
+        return self.count == 0
 
     def clear(self) -> None:
-        self.order = []
-        self.pairs[:] = 0.0
+        self.pairs[:] = self.R_inv[:] = self.D[:] = self.YY[:] = 0.0
+        self.count = self.oldest = 0
         self.gamma = 1.0
 
     def push(self, s: np.ndarray, y: np.ndarray, sy: float) -> None:
-        order = self.order
-        k = len(order)
-        if k == _MEMORY:  # the oldest pair's slot takes the new pair
-            slot = order.pop(0)
-            self.R_inv[:-1, :-1] = self.R_inv[1:, 1:]
-            self.D[:-1] = self.D[1:]
-            self.YY[:-1, :-1] = self.YY[1:, 1:]
-            k -= 1
+        if self.count == _MEMORY:  # the oldest pair's slot takes the new pair
+            slot = self.oldest
+            self.oldest = (slot + 1) % _MEMORY
+            self.R_inv[slot] = self.R_inv[:, slot] = 0.0
+            self.YY[slot] = self.YY[:, slot] = 0.0
         else:
-            slot = k
-        pairs = self.pairs
-        pairs[slot] = 0.0  # not in the products below until the pair is complete
-        pairs[_MEMORY + slot] = 0.0
-        products = pairs @ y  # s_i' y and y_i' y for every slot
-        column = products[order]  # the new column of R above its diagonal
+            slot = (self.oldest + self.count) % _MEMORY
+            self.count += 1
+        products = self.pairs @ y  # s_i' y and y_i' y for every slot
+        column = products[:_MEMORY]
+        column[slot] = 0.0  # the replaced pair's slot
         R_inv = self.R_inv
-        R_inv[k, :k] = 0.0
-        R_inv[:k, k] = -(R_inv[:k, :k] @ column) / sy
-        R_inv[k, k] = 1.0 / sy
-        self.D[k] = sy
-        yy_new = float(y @ y)
-        yy = products[[_MEMORY + i for i in order]]
-        self.YY[k, :k] = yy
-        self.YY[:k, k] = yy
-        self.YY[k, k] = yy_new
-        pairs[slot], pairs[_MEMORY + slot] = s, y
-        order.append(slot)
-        self.gamma = sy / yy_new
+        R_inv[:, slot] = R_inv @ column
+        R_inv[:, slot] *= -1.0 / sy
+        R_inv[slot, slot] = 1.0 / sy
+        self.D[slot] = sy
+        yy = products[_MEMORY:]
+        yy[slot] = y @ y
+        self.YY[slot] = self.YY[:, slot] = yy
+        self.pairs[slot], self.pairs[_MEMORY + slot] = s, y
+        self.gamma = sy / yy[slot]
 
     def direction(self, g: np.ndarray) -> np.ndarray:
-        order = self.order
-        k = len(order)
-        if k == 0:
+        if self.count == 0:
             return -g
-        gamma = self.gamma
+        gamma, R_inv, weights = self.gamma, self.R_inv, self.weights
         products = self.pairs @ g
-        slots = np.asarray(order)
-        R_inv = self.R_inv[:k, :k]
-        u = R_inv @ products[slots]
-        inner = self.D[:k] * u + gamma * (self.YY[:k, :k] @ u - products[slots + _MEMORY])
-        coefficients = self.coefficients
-        coefficients[slots] = inner @ R_inv  # R^-T inner, the weights of the s_i
-        coefficients[slots + _MEMORY] = -gamma * u
-        d = coefficients @ self.pairs
+        u = R_inv @ products[:_MEMORY]
+        inner = self.YY @ u
+        inner -= products[_MEMORY:]
+        inner *= gamma
+        inner += self.D * u
+        weights[:_MEMORY] = inner @ R_inv  # R^-T inner, the weights of the s_i
+        weights[_MEMORY:] = u
+        weights[_MEMORY:] *= -gamma
+        d = weights @ self.pairs
         d += gamma * g
         d *= -1.0
         return d
