@@ -422,15 +422,9 @@ class LogisticFastPath(LogisticWalks, FastPath):
         if m * self.X.shape[1] > MAX_DENSE_PRECONDITIONER:
             return False
         if self._full_inverse is None:
-            problem = LogisticProblem(self.X, self.label_index, m, self.penalty, self.fit_intercept)
-            hessian = problem.dense_hessian(np.ones(self.X.shape[0]), self._full_solution())
-            try:
-                factor = np.linalg.cholesky(hessian)
-            except np.linalg.LinAlgError:
-                self._full_inverse = np.zeros((0, 0))
-            else:
-                inverse_factor = np.linalg.inv(factor)
-                self._full_inverse = inverse_factor.T @ inverse_factor
+            # the batch preconditioner of the full class set at weight 1 is this inverse
+            apply = self._preconditioner(tuple(range(self.n_classes)), 1.0)
+            self._full_inverse = np.zeros((0, 0)) if apply is None else apply.inverse
         return self._full_inverse.size > 0
 
     def leave_one_out_coefficients(self, removed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
