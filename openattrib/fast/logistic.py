@@ -196,7 +196,7 @@ class LogisticFastPath(LogisticWalks, FastPath):
         return self._game
 
     def _choose_game(self) -> str:
-        if self.solver != "lbfgs":
+        if self.solver != "lbfgs" or self.n_classes < 2:  # one class: no coalition is fitted
             return "optimum"
         if self.max_iter < 100 or self.tol > 1e-4:
             reason = f"max_iter={self.max_iter}, tol={self.tol:g}"
