@@ -23,9 +23,10 @@ Four tasks, each run side by side in one invocation on the same arrays, single-t
 Flipped-label detection is scored by ROC-AUC (low value = flagged). On the digits tasks the
 openattrib worker also reports, untimed, on how many of 20 coalitions its utility equals a
 fresh scikit-learn fit's, and how many L-BFGS iterations scikit-learn's full fit takes: on
-raw pixels scikit-learn stops at ``max_iter=100`` short of the optimum, so the anchors value
-the game "accuracy of a 100-iteration L-BFGS fit" while the fast path values the optimum's
-(the game of pixels/16, where scikit-learn converges, is the same on both sides). For LOO it
+raw pixels scikit-learn stops at ``max_iter=100`` short of the optimum, so the fast path
+replays scikit-learn's L-BFGS on every coalition and both sides value "accuracy of a
+100-iteration L-BFGS fit"; on pixels/16 scikit-learn converges and the fast path solves
+for the optimum (equal to scikit-learn's fit within its tolerance). For LOO it
 reports the cost in units of one full scikit-learn fit (CPU). Each side runs in its
 own subprocess (the anchors need their own environments) under ``/usr/bin/time -v``; the
 worker times the valuation alone (wall, and CPU of the worker and all its descendant
