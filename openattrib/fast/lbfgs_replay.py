@@ -373,9 +373,7 @@ class _MoreThuente:
         stpmin, stpmax = self.stmin, self.stmax
         sgnd = dp * math.copysign(1.0, dx)
         if fp > fx:  # higher value: the minimum is bracketed
-            theta = 3.0 * (fx - fp) / (stp - stx) + dx + dp
-            s = max(abs(theta), abs(dx), abs(dp))
-            gamma = s * math.sqrt((theta / s) ** 2 - (dx / s) * (dp / s))
+            theta, gamma = _cubic(stx, fx, dx, stp, fp, dp)
             if stp < stx:
                 gamma = -gamma
             r = ((gamma - dx) + theta) / (((gamma - dx) + gamma) + dp)
@@ -387,9 +385,7 @@ class _MoreThuente:
                 stpf = stpc + (stpq - stpc) / 2.0
             self.brackt = True
         elif sgnd < 0.0:  # slopes of opposite sign: bracketed
-            theta = 3.0 * (fx - fp) / (stp - stx) + dx + dp
-            s = max(abs(theta), abs(dx), abs(dp))
-            gamma = s * math.sqrt((theta / s) ** 2 - (dx / s) * (dp / s))
+            theta, gamma = _cubic(stx, fx, dx, stp, fp, dp)
             if stp > stx:
                 gamma = -gamma
             r = ((gamma - dp) + theta) / (((gamma - dp) + gamma) + dx)
@@ -398,9 +394,7 @@ class _MoreThuente:
             stpf = stpc if abs(stpc - stp) > abs(stpq - stp) else stpq
             self.brackt = True
         elif abs(dp) < abs(dx):  # same sign, slope decreasing in magnitude
-            theta = 3.0 * (fx - fp) / (stp - stx) + dx + dp
-            s = max(abs(theta), abs(dx), abs(dp))
-            gamma = s * math.sqrt(max(0.0, (theta / s) ** 2 - (dx / s) * (dp / s)))
+            theta, gamma = _cubic(stx, fx, dx, stp, fp, dp)
             if stp > stx:
                 gamma = -gamma
             r = ((gamma - dp) + theta) / ((gamma + (dx - dp)) + gamma)
@@ -422,9 +416,7 @@ class _MoreThuente:
                 stpf = max(stpmin, min(stpmax, stpf))
         else:  # same sign, slope not decreasing: step to the far end or interpolate y
             if self.brackt:
-                theta = 3.0 * (fp - fy) / (sty - stp) + dy + dp
-                s = max(abs(theta), abs(dy), abs(dp))
-                gamma = s * math.sqrt((theta / s) ** 2 - (dy / s) * (dp / s))
+                theta, gamma = _cubic(stp, fp, dp, sty, fy, dy)
                 if stp > sty:
                     gamma = -gamma
                 r = ((gamma - dp) + theta) / (((gamma - dp) + gamma) + dy)
@@ -440,3 +432,17 @@ class _MoreThuente:
                 sty, fy, dy = stx, fx, dx
             stx, fx, dx = stp, fp, dp
         return stx, fx, dx, sty, fy, dy, stpf
+
+
+def _cubic(ta: float, fa: float, da: float, tb: float, fb: float, db: float):
+    """``theta`` and ``gamma >= 0`` of the cubic through ``(t, f, f')`` at ``ta`` and ``tb``.
+
+    Its minimiser is found from ``theta = 3 (fa - fb) / (tb - ta) + da + db`` and
+    ``gamma = sqrt(theta^2 - da db)``, scaled by ``max(|theta|, |da|, |db|)`` against
+    overflow (Moré & Thuente 1994, sec. 4). A radicand that rounding makes negative is
+    taken as 0 (MINPACK-2 does so in one case; elsewhere its square root would be NaN).
+    """
+    theta = 3.0 * (fa - fb) / (tb - ta) + da + db
+    scale = max(abs(theta), abs(da), abs(db))
+    radicand = (theta / scale) ** 2 - (da / scale) * (db / scale)
+    return theta, scale * math.sqrt(max(0.0, radicand))
