@@ -195,3 +195,31 @@ def test_game_choice(params, game):
     ds = oa.Dataset(X[:, :16], y)
     utility = ModelUtility(LogisticRegression(**params), ds, ds)
     assert utility.fast_path.game == game
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_a_replay_that_drifts_from_sklearn_is_not_trusted(monkeypatch, caplog):
+    """A replay that no longer reproduces scikit-learn's full-data fit (here: a shorter
+    memory, as a change in scikit-learn's settings would cause) hands every coalition to
+    scikit-learn, counted, instead of valuing another model."""
+    import openattrib.fast.lbfgs_replay as replay_module
+
+    monkeypatch.setattr(replay_module, "_MEMORY", 3)
+    X, y, Xv, yv = raw_digits(100)
+    train, valid = oa.Dataset(X, y), oa.Dataset(Xv, yv)
+    model = LogisticRegression(max_iter=40)
+    fast = ModelUtility(model, train, valid, scorer="accuracy")
+    slow = ModelUtility(model, train, valid, scorer="accuracy", fast=False)
+    with caplog.at_level("WARNING", logger="openattrib"):
+        assert fast.fast_path.game == "generic"
+    assert any("does not reproduce" in r.getMessage() for r in caplog.records)
+    masks = np.random.default_rng(4).random((4, fast.n_players)) < 0.6
+    np.testing.assert_array_equal(fast.evaluate_batch(masks), slow.evaluate_batch(masks))
+    assert fast.failures["fast_fallback: lbfgs_replay_mismatch"] == 4
+    perm = np.random.default_rng(5).permutation(fast.n_players)
+    ks = np.array([5, 50, 100])
+    walk = fast.prefix_walk(perm)[0]
+    prefixes = np.zeros((len(ks), fast.n_players), dtype=bool)
+    for i, k in enumerate(ks):
+        prefixes[i, perm[:k]] = True
+    np.testing.assert_array_equal(walk[ks], slow.evaluate_batch(prefixes))

@@ -55,6 +55,7 @@ the optimum's accuracy differs from the 100-iteration fit's on most coalitions).
 from __future__ import annotations
 
 import logging
+import warnings
 from typing import Any
 
 import numpy as np
@@ -180,16 +181,22 @@ class LogisticFastPath(LogisticWalks, FastPath):
     # -- which model a coalition's fit is ------------------------------------------------
     @property
     def game(self) -> str:
-        """``"optimum"`` or ``"fit"``: how coalitions are solved (decided on first use).
+        """How coalitions are solved: ``"optimum"``, ``"fit"`` or ``"generic"``.
 
-        ``"optimum"``: the exact optimum of scikit-learn's objective by warm-started Newton,
-        which is scikit-learn's model within its solver tolerance. ``"fit"``: scikit-learn's
-        L-BFGS fit replayed on every coalition (:mod:`.lbfgs_replay`), for ``solver="lbfgs"``
-        estimators that stop short of the optimum: ``max_iter < 100``, ``tol > 1e-4``, or
-        a fit on the full training data that ends by ``max_iter`` or a failed line search
-        rather than by a convergence test. There the optimum would value another model
-        than the one the estimator fits (digits on raw 0-16 pixels: the optimum's accuracy
-        differs from scikit-learn's 100-iteration fit on most coalitions).
+        Decided on first use from one scikit-learn fit of the estimator on the full
+        training data. ``"optimum"``: the exact optimum of scikit-learn's objective by
+        warm-started Newton, which is scikit-learn's model within its solver tolerance.
+        ``"fit"``: scikit-learn's L-BFGS fit replayed on every coalition
+        (:mod:`.lbfgs_replay`), for ``solver="lbfgs"`` estimators that stop short of the
+        optimum: ``max_iter < 100``, ``tol > 1e-4``, or a full-data fit that ends with a
+        ConvergenceWarning (``max_iter`` reached, or a failed line search) rather than by a
+        convergence test. There the optimum would value another model than the one the
+        estimator fits (digits on raw 0-16 pixels: the optimum's accuracy differs from
+        scikit-learn's 100-iteration fit on most coalitions). ``"generic"``: the replay of
+        that full-data fit does not reproduce scikit-learn's (its iteration count, or its
+        coefficients to 1e-3 of the largest, e.g. after a change in scikit-learn's solver
+        settings), so every coalition is refitted by scikit-learn, counted as
+        ``failures["fast_fallback: lbfgs_replay_mismatch"]``.
         """
         if self._game is None:
             self._game = self._choose_game()
@@ -198,13 +205,35 @@ class LogisticFastPath(LogisticWalks, FastPath):
     def _choose_game(self) -> str:
         if self.solver != "lbfgs" or self.n_classes < 2:  # one class: no coalition is fitted
             return "optimum"
+        model, warned = self._sklearn_full_fit()
         if self.max_iter < 100 or self.tol > 1e-4:
             reason = f"max_iter={self.max_iter}, tol={self.tol:g}"
+        elif warned:
+            reason = (
+                f"its fit on the full training data warns ({int(np.max(model.n_iter_))} iterations)"
+            )
         else:
-            full = self._replay(np.arange(self.X.shape[0]), None)
-            if full.converged:
-                return "optimum"
-            reason = f"its fit on the full training data stops by {full.status} ({full.n_iter} iterations)"
+            return "optimum"
+        full = self._replay(np.arange(self.X.shape[0]), None)
+        reference = (
+            np.hstack([model.coef_, model.intercept_[:, None]])
+            if self.fit_intercept
+            else model.coef_
+        )
+        scale = max(1.0, float(np.max(np.abs(reference))))
+        if (
+            full.n_iter != int(np.max(model.n_iter_))
+            or full.W.shape != reference.shape
+            or np.max(np.abs(full.W - reference)) > 1e-3 * scale
+        ):
+            log.warning(
+                "the replay of scikit-learn's L-BFGS does not reproduce its fit on the full "
+                "training data (%d iterations against %d); every coalition is refitted by "
+                "scikit-learn",
+                full.n_iter,
+                int(np.max(model.n_iter_)),
+            )
+            return "generic"
         log.info(
             "LogisticRegression stops short of the optimum here (%s): every coalition's fit "
             "is scikit-learn's L-BFGS, replayed (no warm starts). Standardise the features or "
@@ -212,6 +241,18 @@ class LogisticFastPath(LogisticWalks, FastPath):
             reason,
         )
         return "fit"
+
+    def _sklearn_full_fit(self) -> tuple[Any, bool]:
+        """A clone of the estimator fitted on all training rows; whether it warned."""
+        from sklearn.base import clone
+        from sklearn.exceptions import ConvergenceWarning
+
+        train = self.utility.train
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", ConvergenceWarning)
+            model = clone(self.utility.estimator).fit(train.X, train.y)
+        warned = any(issubclass(w.category, ConvergenceWarning) for w in caught)
+        return model, warned
 
     def _replay(self, rows: np.ndarray, weights: np.ndarray | None) -> LbfgsResult:
         """scikit-learn's L-BFGS fit on ``rows`` (with ``weights``), its own class set."""
@@ -228,6 +269,11 @@ class LogisticFastPath(LogisticWalks, FastPath):
             max_iter=self.max_iter,
             tol=self.tol,
         )
+
+    def _unsolved(self, count: int) -> tuple[np.ndarray, list]:
+        """No outputs: every coalition is refitted by the generic path (``game == "generic"``)."""
+        outputs = np.zeros((count, self.n_valid), dtype=np.int64)
+        return outputs, ["lbfgs_replay_mismatch"] * count
 
     def _replayed_outputs(
         self, row_sets: list[np.ndarray], row_weights: list[np.ndarray] | None
@@ -378,6 +424,8 @@ class LogisticFastPath(LogisticWalks, FastPath):
         """Solve coalitions grouped by class set, from the full-data solution."""
         if self.game == "fit":
             return self._replayed_outputs(row_sets, row_weights)
+        if self.game == "generic":
+            return self._unsolved(len(row_sets))
         outputs = np.zeros((len(row_sets), self.n_valid), dtype=np.int64)
         troubles: list = [None] * len(row_sets)
         groups: dict[ClassSet, list[int]] = {}

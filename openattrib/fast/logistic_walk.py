@@ -12,7 +12,7 @@ is fitted on its own, from zero, as scikit-learn does.
 ``label_index``, ``penalty``, ``n_classes``, ``n_valid``), the scoring, and the solver
 hooks ``_solve``, ``_parts``, ``_convert``, ``_predict``, ``_hessian_free``,
 ``_binary_walker``, ``_damped_newton``, ``_single_class``, ``_replayed_outputs`` and
-``game``.
+``game`` (``"generic"``: every needed prefix is reported for the generic refit).
 """
 
 from __future__ import annotations
@@ -62,6 +62,11 @@ class LogisticWalks:
         ends = len(rows) - sizes.sum() + np.cumsum(sizes)
         outputs = np.zeros((len(steps), self.n_valid), dtype=np.int64)
         troubles: list = [None] * len(steps)
+        if self.game == "generic":
+            chosen = [j for j in np.flatnonzero(needed) if present[j].sum() >= 2]
+            for j in chosen:
+                troubles[j] = "lbfgs_replay_mismatch"
+            return outputs, troubles
         if self.game == "fit":  # every needed prefix is its own fit from zero
             chosen = [j for j in np.flatnonzero(needed) if present[j].sum() >= 2]
             if chosen:
@@ -92,7 +97,7 @@ class LogisticWalks:
         Same contract as :meth:`FastPath.prefix_walk`; the lean loop computes no prefix past
         the truncation point and skips the block book-keeping (other cases: the base walk).
         """
-        if not self._sequential or self.utility.player_rows is not None or self.game == "fit":
+        if not self._sequential or self.utility.player_rows is not None or self.game != "optimum":
             return super().prefix_walk(permutation, truncation)
         utility = self.utility
         failures = utility.failures
