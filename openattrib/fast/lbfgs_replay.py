@@ -4,18 +4,20 @@
 (``scipy.optimize.minimize(method="L-BFGS-B", jac=True)``, options ``maxiter=max_iter``,
 ``maxls=50``, ``gtol=tol``, ``ftol=64 eps``, no bounds, started at zero; see
 ``_logistic_regression_path`` in scikit-learn 1.9). The model it returns is therefore the
-L-BFGS iterate at which one of three tests first holds: the largest gradient entry is at
-most ``tol``; the relative decrease of the objective in an iteration is at most ``64 eps``;
-or ``max_iter`` iterations are done. On problems scikit-learn does not converge within
+L-BFGS iterate at which one of three tests, checked in this order after each iteration,
+first holds: ``max_iter`` iterations are done; the largest gradient entry is at most
+``tol``; the relative decrease of the objective in the iteration is at most ``64 eps``. On problems scikit-learn does not converge within
 ``max_iter`` (digits on raw 0-16 pixels: 100 of 100 iterations) that model is not the
 optimum, and its validation accuracy differs from the optimum's on most coalitions, so a
 utility that solves for the optimum values a different game from the one the user's
 estimator defines (and from the one other libraries value by calling ``fit``).
 
 :func:`lbfgs_fit` runs the same algorithm on the same objective, so it returns the same
-model up to floating-point rounding (coefficients agree with a scikit-learn fit to about
-1e-7 relative: the tests check 1e-5 and identical predictions), several times faster than
-``fit``: no input validation, one coalition's distinct rows with their counts as sample
+model up to floating-point rounding, which L-BFGS amplifies along its iterations: measured
+against scikit-learn fits, the same iteration count, identical predictions, coefficients
+within 1e-13 of the largest on standardised breast cancer and 1e-5 on raw digits after 100
+iterations (the tests allow 1e-8 and 1e-3). It is 3-4x faster than ``fit``: no input
+validation, one coalition's distinct rows with their counts as sample
 weights (a bootstrap bag), and a lean driver instead of SciPy's general-purpose one, whose
 bookkeeping costs more than the objective on a problem this size (measured: about 130 us
 per iteration on 650 variables).
@@ -36,7 +38,7 @@ L-BFGS-B", ACM TOMS 23(4), 1997; Morales & Nocedal, "Remark on Algorithm 778", A
   empties the memory and retries the iteration from ``-g``, or ends the fit when the memory
   was already empty;
 * a pair is stored only when ``s'y > eps (-s'g)``;
-* the three stopping tests above, in that order, after each iteration.
+* the three stopping tests above, in that order.
 """
 
 from __future__ import annotations
