@@ -166,7 +166,7 @@ def lbfgs_fit(
     f, g = fun(x)
     memory = _Memory(q)
     ftol = 64.0 * _EPS
-    if np.max(np.abs(g)) <= tol:
+    if abs(g).max() <= tol:
         return LbfgsResult(_unflatten(x, m, p), 0, "gradient")
     iteration = 0
     while True:
@@ -187,7 +187,7 @@ def lbfgs_fit(
         iteration += 1
         if iteration >= max_iter:
             return LbfgsResult(_unflatten(x, m, p), iteration, "max_iter")
-        if np.max(np.abs(g)) <= tol:
+        if abs(g).max() <= tol:
             return LbfgsResult(_unflatten(x, m, p), iteration, "gradient")
         if start_f - f <= ftol * max(abs(start_f), abs(f), 1.0):
             return LbfgsResult(_unflatten(x, m, p), iteration, "objective")
