@@ -44,7 +44,7 @@ A coalition whose iterations do not converge is refitted generically and counted
 
 Where scikit-learn's L-BFGS stops far from the optimum the optimum is another model than
 the estimator's, so the path values scikit-learn's fit itself instead (``game == "fit"``,
-see :attr:`LogisticFastPath.game`): every coalition is fitted from zero by the replay of
+see :mod:`.logistic_model`): every coalition is fitted from zero by the replay of
 :mod:`.lbfgs_replay` (the same iterates as scikit-learn, several times faster), counted as
 ``failures["lbfgs_replay"]``, with no warm starts. That is the case for ``solver="lbfgs"``
 with ``max_iter < 100`` or ``tol > 1e-4``, or when the fit on the full training data ends by
@@ -54,8 +54,6 @@ the optimum's accuracy differs from the 100-iteration fit's on most coalitions).
 
 from __future__ import annotations
 
-import logging
-import warnings
 from typing import Any
 
 import numpy as np
@@ -63,16 +61,15 @@ import numpy as np
 from ..errors import ValidationError
 from .base import FastPath
 from .binary_walk import BinaryWalker
-from .lbfgs_replay import LbfgsResult, lbfgs_fit
 from .logistic_loo import leave_one_out_chord
-from .logistic_walk import LogisticWalks, n_vectors
+from .logistic_model import ModelChoice
+from .logistic_walk import ClassSet, LogisticWalks, n_vectors
 from .multinomial import damped_newton, link_parts
 from .newton_cg import LogisticProblem, dense_preconditioner, newton_cg
 from .scoring import NotSupported
 
 __all__ = ["LogisticFastPath"]
 
-log = logging.getLogger("openattrib")
 
 STEP_TOL = 1e-7
 MAX_NEWTON_ITER = 100
@@ -84,8 +81,6 @@ MAX_DENSE_COEFFICIENTS = 256
 MAX_DENSE_PRECONDITIONER = 2000
 MAX_CG_ITER = 250
 _CELLS = 4_000_000  # bound on the work arrays of one block of coalitions (float64 entries)
-
-ClassSet = tuple[int, ...]
 
 
 def _check_params(estimator: Any) -> tuple[float, bool]:
@@ -128,7 +123,7 @@ def _check_params(estimator: Any) -> tuple[float, bool]:
     return float(C), bool(params["fit_intercept"])
 
 
-class LogisticFastPath(LogisticWalks, FastPath):
+class LogisticFastPath(ModelChoice, LogisticWalks, FastPath):
     """Prefix walks and batches for L2 :class:`sklearn.linear_model.LogisticRegression`."""
 
     def __init__(self, utility: Any) -> None:
@@ -177,115 +172,6 @@ class LogisticFastPath(LogisticWalks, FastPath):
 
     def _damped_newton(self, objective, derivatives, mask, starts):
         return damped_newton(objective, derivatives, mask, starts, MAX_NEWTON_ITER, STEP_TOL)
-
-    # -- which model a coalition's fit is ------------------------------------------------
-    @property
-    def game(self) -> str:
-        """How coalitions are solved: ``"optimum"``, ``"fit"`` or ``"generic"``.
-
-        Decided on first use from one scikit-learn fit of the estimator on the full
-        training data. ``"optimum"``: the exact optimum of scikit-learn's objective by
-        warm-started Newton, which is scikit-learn's model within its solver tolerance.
-        ``"fit"``: scikit-learn's L-BFGS fit replayed on every coalition
-        (:mod:`.lbfgs_replay`), for ``solver="lbfgs"`` estimators that stop short of the
-        optimum: ``max_iter < 100``, ``tol > 1e-4``, or a full-data fit that ends with a
-        ConvergenceWarning (``max_iter`` reached, or a failed line search) rather than by a
-        convergence test. There the optimum would value another model than the one the
-        estimator fits (digits on raw 0-16 pixels: the optimum's accuracy differs from
-        scikit-learn's 100-iteration fit on most coalitions). ``"generic"``: the replay of
-        that full-data fit does not reproduce scikit-learn's (its iteration count, or its
-        coefficients to 1e-3 of the largest, e.g. after a change in scikit-learn's solver
-        settings), so every coalition is refitted by scikit-learn, counted as
-        ``failures["fast_fallback: lbfgs_replay_mismatch"]``.
-        """
-        if self._game is None:
-            self._game = self._choose_game()
-        return self._game
-
-    def _choose_game(self) -> str:
-        if self.solver != "lbfgs" or self.n_classes < 2:  # one class: no coalition is fitted
-            return "optimum"
-        model, warned = self._sklearn_full_fit()
-        if self.max_iter < 100 or self.tol > 1e-4:
-            reason = f"max_iter={self.max_iter}, tol={self.tol:g}"
-        elif warned:
-            reason = (
-                f"its fit on the full training data warns ({int(np.max(model.n_iter_))} iterations)"
-            )
-        else:
-            return "optimum"
-        full = self._replay(np.arange(self.X.shape[0]), None)
-        reference = (
-            np.hstack([model.coef_, model.intercept_[:, None]])
-            if self.fit_intercept
-            else model.coef_
-        )
-        scale = max(1.0, float(np.max(np.abs(reference))))
-        if (
-            full.n_iter != int(np.max(model.n_iter_))
-            or full.W.shape != reference.shape
-            or np.max(np.abs(full.W - reference)) > 1e-3 * scale
-        ):
-            log.warning(
-                "the replay of scikit-learn's L-BFGS does not reproduce its fit on the full "
-                "training data (%d iterations against %d); every coalition is refitted by "
-                "scikit-learn",
-                full.n_iter,
-                int(np.max(model.n_iter_)),
-            )
-            return "generic"
-        log.info(
-            "LogisticRegression stops short of the optimum here (%s): every coalition's fit "
-            "is scikit-learn's L-BFGS, replayed (no warm starts). Standardise the features or "
-            "raise max_iter to value the converged model.",
-            reason,
-        )
-        return "fit"
-
-    def _sklearn_full_fit(self) -> tuple[Any, bool]:
-        """A clone of the estimator fitted on all training rows; whether it warned."""
-        from sklearn.base import clone
-        from sklearn.exceptions import ConvergenceWarning
-
-        train = self.utility.train
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", ConvergenceWarning)
-            model = clone(self.utility.estimator).fit(train.X, train.y)
-        warned = any(issubclass(w.category, ConvergenceWarning) for w in caught)
-        return model, warned
-
-    def _replay(self, rows: np.ndarray, weights: np.ndarray | None) -> LbfgsResult:
-        """scikit-learn's L-BFGS fit on ``rows`` (with ``weights``), its own class set."""
-        present = self.label_index[rows]
-        classes = np.unique(present)
-        labels = np.searchsorted(classes, present)
-        return lbfgs_fit(
-            self.X[rows],
-            labels,
-            n_vectors(tuple(classes)),
-            np.ones(len(rows)) if weights is None else weights,
-            C=self.C,
-            intercept=self.fit_intercept,
-            max_iter=self.max_iter,
-            tol=self.tol,
-        )
-
-    def _unsolved(self, count: int) -> tuple[np.ndarray, list]:
-        """No outputs: every coalition is refitted by the generic path (``game == "generic"``)."""
-        outputs = np.zeros((count, self.n_valid), dtype=np.int64)
-        return outputs, ["lbfgs_replay_mismatch"] * count
-
-    def _replayed_outputs(
-        self, row_sets: list[np.ndarray], row_weights: list[np.ndarray] | None
-    ) -> tuple[np.ndarray, list]:
-        """Validation outputs of scikit-learn's fit on each coalition, replayed."""
-        outputs = np.zeros((len(row_sets), self.n_valid), dtype=np.int64)
-        for j, rows in enumerate(row_sets):
-            fit = self._replay(rows, None if row_weights is None else row_weights[j])
-            classes = tuple(int(c) for c in np.unique(self.label_index[rows]))
-            outputs[j] = self._predict(fit.W.reshape(1, -1), np.ones(1, dtype=bool), classes)[0][0]
-        self.utility.failures["lbfgs_replay"] += len(row_sets)
-        return outputs, [None] * len(row_sets)
 
     # -- one class set -------------------------------------------------------------------
     def _solve(
