@@ -70,10 +70,6 @@ class LbfgsResult:
     def __init__(self, W: np.ndarray, n_iter: int, status: str) -> None:
         self.W, self.n_iter, self.status = W, n_iter, status
 
-    @property
-    def converged(self) -> bool:
-        return self.status in ("gradient", "objective")
-
 
 def logistic_objective(
     X: np.ndarray, labels: np.ndarray, m: int, weights: np.ndarray, C: float, intercept: bool
@@ -283,21 +279,18 @@ def _line_search(fun, x0, f0, g0, d, stp, maxls):
     """Moré-Thuente search along ``d`` from ``x0``: ``(stp, x, f, g, g'd)`` or None.
 
     The first trial is accepted when it satisfies the strong Wolfe conditions (the only
-    test that can end a search at its first trial without a bound on the step).
+    test that can end a search at its first trial without a bound on the step) before the
+    search's state is built.
     """
-    x = x0 + stp * d if stp != 1.0 else x0 + d
-    f, g = fun(x)
-    gd = float(g @ d)
-    if f <= f0 + stp * (_LS_FTOL * g0) and abs(gd) <= _LS_GTOL * (-g0):
-        return stp, x, f, g, gd
-    search = _MoreThuente(f0, g0, stp)
-    stp, done = search.step(stp, f, gd)
-    if done:
-        return stp, x, f, g, gd
-    for _ in range(maxls - 1):
+    search = None
+    for _ in range(maxls):
         x = x0 + stp * d if stp != 1.0 else x0 + d
         f, g = fun(x)
         gd = float(g @ d)
+        if search is None:
+            if f <= f0 + stp * (_LS_FTOL * g0) and abs(gd) <= _LS_GTOL * (-g0):
+                return stp, x, f, g, gd
+            search = _MoreThuente(f0, g0, stp)
         stp, done = search.step(stp, f, gd)
         if done:
             return stp, x, f, g, gd

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from .lbfgs_replay import LbfgsResult, lbfgs_fit
-from .logistic_walk import n_vectors
+from .logistic_walk import ClassSet, n_vectors
 
 __all__ = ["ModelChoice"]
 
@@ -67,7 +67,7 @@ class ModelChoice:
             )
         else:
             return "optimum"
-        full = self._replay(np.arange(self.X.shape[0]), None)
+        full, _ = self._replay(np.arange(self.X.shape[0]), None)
         reference = (
             np.hstack([model.coef_, model.intercept_[:, None]])
             if self.fit_intercept
@@ -107,14 +107,13 @@ class ModelChoice:
         warned = any(issubclass(w.category, ConvergenceWarning) for w in caught)
         return model, warned
 
-    def _replay(self, rows: np.ndarray, weights: np.ndarray | None) -> LbfgsResult:
-        """scikit-learn's L-BFGS fit on ``rows`` (with ``weights``), its own class set."""
+    def _replay(self, rows: np.ndarray, weights: np.ndarray | None) -> tuple[LbfgsResult, ClassSet]:
+        """scikit-learn's L-BFGS fit on ``rows`` (with ``weights``) and its class set."""
         present = self.label_index[rows]
         classes = np.unique(present)
-        labels = np.searchsorted(classes, present)
-        return lbfgs_fit(
+        fit = lbfgs_fit(
             self.X[rows],
-            labels,
+            np.searchsorted(classes, present),
             n_vectors(tuple(classes)),
             np.ones(len(rows)) if weights is None else weights,
             C=self.C,
@@ -122,6 +121,7 @@ class ModelChoice:
             max_iter=self.max_iter,
             tol=self.tol,
         )
+        return fit, tuple(int(c) for c in classes)
 
     def _unsolved(self, count: int) -> tuple[np.ndarray, list]:
         """No outputs: every coalition is refitted by the generic path (``game == "generic"``)."""
@@ -134,8 +134,7 @@ class ModelChoice:
         """Validation outputs of scikit-learn's fit on each coalition, replayed."""
         outputs = np.zeros((len(row_sets), self.n_valid), dtype=np.int64)
         for j, rows in enumerate(row_sets):
-            fit = self._replay(rows, None if row_weights is None else row_weights[j])
-            classes = tuple(int(c) for c in np.unique(self.label_index[rows]))
+            fit, classes = self._replay(rows, None if row_weights is None else row_weights[j])
             outputs[j] = self._predict(fit.W.reshape(1, -1), np.ones(1, dtype=bool), classes)[0][0]
         self.utility.failures["lbfgs_replay"] += len(row_sets)
         return outputs, [None] * len(row_sets)

@@ -62,14 +62,12 @@ class LogisticWalks:
         ends = len(rows) - sizes.sum() + np.cumsum(sizes)
         outputs = np.zeros((len(steps), self.n_valid), dtype=np.int64)
         troubles: list = [None] * len(steps)
-        if self.game == "generic":
+        if self.game != "optimum":  # every needed prefix is its own fit from zero
             chosen = [j for j in np.flatnonzero(needed) if present[j].sum() >= 2]
-            for j in chosen:
-                troubles[j] = "lbfgs_replay_mismatch"
-            return outputs, troubles
-        if self.game == "fit":  # every needed prefix is its own fit from zero
-            chosen = [j for j in np.flatnonzero(needed) if present[j].sum() >= 2]
-            if chosen:
+            if self.game == "generic":
+                for j in chosen:
+                    troubles[j] = "lbfgs_replay_mismatch"
+            elif chosen:
                 out, _ = self._replayed_outputs([rows[: ends[j]] for j in chosen], None)
                 outputs[chosen] = out
             return outputs, troubles
